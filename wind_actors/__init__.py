@@ -1,0 +1,3 @@
+"""Wind's runtime, domain actors, core services, CLI and fault-injection API."""
+
+__all__: list[str] = []

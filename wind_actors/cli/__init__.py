@@ -1,0 +1,1 @@
+"""The ``wind`` command line: one module per command group under ``commands/``."""
