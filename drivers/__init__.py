@@ -1,0 +1,72 @@
+"""Wind's drivers: one contract for every hypervisor and cloud OS, plug-ins, and driver actors.
+
+CONTRACT STATUS: final (v1). The names in ``__all__`` are what other packages
+code against; additions are fine, renames are not.
+
+- :class:`Driver` is the small ABC a plug-in implements (blocking calls, keyword
+  config, backend errors translated to :mod:`drivers.errors`).
+- :class:`Capabilities` declares optional features as data; an operation a
+  driver lacks raises :class:`~drivers.errors.NotSupported`.
+- :class:`VMState` is the one state enum (``UNKNOWN`` is the fallback);
+  :class:`VMSpec`/:class:`NicSpec` say what a VM should be, :class:`VMInfo`
+  what it is, :class:`Capacity`/:class:`HostCapacity` what an endpoint holds.
+- :class:`VMEvent` (and :class:`Inventory` after each (re)connect) are pushed
+  to subscribers as messages.
+- :func:`load_driver`/:func:`available_drivers`/:func:`create_driver` find
+  plug-ins in entry-point group ``wind.drivers`` (built in: ``sim``,
+  ``libvirt``, ``libcloud``).
+- :class:`DriverActor` is the supervised actor owning one driver (one per endpoint).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from ._capabilities import OPERATION_CAPABILITY, Capabilities
+from ._capacity import Capacity, HostCapacity, Resources
+from ._driver import Driver, EventCallback
+from ._events import EVENT_VERSION, EventKind, Inventory, VMEvent
+from ._info import VMInfo
+from ._registry import ENTRY_POINT_GROUP, available_drivers, create_driver, load_driver
+from ._spec import NicSpec, VMSpec, check_name
+from ._state import VMState
+
+if TYPE_CHECKING:
+    from ._actor import DriverActor, start_driver_actor
+
+__all__ = [
+    "Capabilities",
+    "Capacity",
+    "Driver",
+    "DriverActor",
+    "ENTRY_POINT_GROUP",
+    "EVENT_VERSION",
+    "EventCallback",
+    "EventKind",
+    "HostCapacity",
+    "Inventory",
+    "NicSpec",
+    "OPERATION_CAPABILITY",
+    "Resources",
+    "VMEvent",
+    "VMInfo",
+    "VMSpec",
+    "VMState",
+    "available_drivers",
+    "check_name",
+    "create_driver",
+    "errors",
+    "load_driver",
+    "start_driver_actor",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The actor pulls in supervisors and pykka; importing it lazily keeps the
+    # pure contract importable on its own (and by plug-ins at install time).
+    if name in ("DriverActor", "start_driver_actor"):
+        from . import _actor
+
+        return getattr(_actor, name)
+    raise AttributeError(f"module 'drivers' has no attribute {name!r}")

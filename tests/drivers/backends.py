@@ -1,0 +1,132 @@
+"""The drivers the conformance suite runs against, as data.
+
+Append a ``pytest.param(Backend(...), id="...")`` to ``BACKENDS`` to put
+another driver through every contract test (helper D adds ``cloud-ec2-moto``
+and, marked slow, ``libvirt-qemu``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers import Driver, NicSpec, VMSpec
+from drivers.libvirt import LibvirtDriver
+from drivers.sim import SimDriver
+
+HOSTS_DIR = Path(__file__).resolve().parents[2] / "examples" / "hosts"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to run the contract against one driver.
+
+    Attributes:
+        make: builds a fresh, unconnected driver for a private endpoint
+            (gets the test's tmp_path).
+        spec: builds the small VM spec the suite uses (name, tmp_path).
+        crash: makes a running VM crash for real, or None if the backend
+            cannot be made to (crash tests then leave this backend out).
+        drop_connection: breaks the driver's live connection from outside,
+            or None if that cannot be done here.
+        timeout: seconds to wait for an event or a state change.
+        cleanup: runs after each test with the connected driver (shared endpoints).
+    """
+
+    make: Callable[[Path], Driver]
+    spec: Callable[[str, Path], VMSpec] = field(default=lambda name, tmp: tiny_spec(name, tmp))
+    crash: Callable[[Driver, str], None] | None = None
+    drop_connection: Callable[[Driver], None] | None = None
+    timeout: float = 5.0
+    cleanup: Callable[[Driver], None] | None = None
+
+
+def tiny_spec(name: str, tmp: Path, **overrides: Any) -> VMSpec:
+    """A 1-vcpu, 64 MiB VM with one bridged NIC, labels and a console log."""
+    fields: dict[str, Any] = dict(
+        name=name, vcpus=1, memory_mb=64, disk_gb=1,
+        nics=(NicSpec("tenant-net", bridge="br-wind"),),
+        metadata={"tenant": "acme", "app": "shop", "component": "web"},
+        console_log=str(tmp / f"{name}.console.log"),
+    )
+    fields.update(overrides)
+    return VMSpec(**fields)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)  # polling interval of a condition wait with a deadline
+
+
+def _sim_crash(driver: Driver, name: str) -> None:
+    assert isinstance(driver, SimDriver)
+    driver.hypervisor.crash(name)
+
+
+def _sim_drop(driver: Driver) -> None:
+    assert isinstance(driver, SimDriver)
+    driver.hypervisor.drop_connections()
+
+
+BACKENDS: list[Any] = [
+    pytest.param(Backend(make=lambda tmp: SimDriver(name="sim", hosts=2, host_cpus=8, host_memory_mb=4096),
+                         crash=_sim_crash, drop_connection=_sim_drop), id="sim"),
+    pytest.param(Backend(make=lambda tmp: SimDriver(
+        name="sim-minimal", hosts=1, host_cpus=4, host_memory_mb=2048,
+        capabilities={"suspend": False, "reboot": False, "snapshots": False, "console": False,
+                      "nic_attach": False, "push_events": True}),
+        crash=_sim_crash, drop_connection=_sim_drop), id="sim-minimal"),
+    pytest.param(Backend(make=lambda tmp: LibvirtDriver(uri=f"test://{HOSTS_DIR / 'small.xml'}",
+                                                        name="libvirt-test")), id="libvirt-test"),
+]
+
+
+# --- helper D: the cloud driver on moto's EC2 emulator, and libvirt on real QEMU -----------------
+
+_moto: Any = None
+
+
+def _moto_url() -> str:
+    """One moto_server per test process, started on first use and stopped (by PID) at exit."""
+    global _moto
+    if _moto is None:
+        import atexit
+
+        from drivers.testing.daemons import MotoServer
+
+        _moto = MotoServer.start()
+        atexit.register(_moto.stop)
+    return _moto.url
+
+
+def _ec2_driver(tmp: Path) -> Driver:
+    from drivers.cloud import LibcloudDriver
+
+    # A driver name per test keeps tests apart on the shared emulator: a driver
+    # only sees instances tagged with its own name.
+    return LibcloudDriver(provider="ec2", name=f"ec2-{tmp.name}"[:60], region="us-east-1", endpoint=_moto_url(),
+                          key="AKIDWINDTEST", secret="wind-test-secret", image="ami-1e749f67",
+                          image_owner="amazon", capacity={"cpus": 8, "memory_mb": 32768, "disk_gb": 500},
+                          poll_interval=0.2)
+
+
+def _cloud_cleanup(driver: Driver) -> None:
+    for vm in driver.list():
+        if vm.state.is_active:
+            driver.destroy(vm.name)
+        driver.undefine(vm.name)
+
+
+BACKENDS.append(pytest.param(Backend(make=_ec2_driver, cleanup=_cloud_cleanup), id="cloud-ec2-moto"))

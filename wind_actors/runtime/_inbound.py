@@ -1,0 +1,301 @@
+"""What a node does with frames, ticks and broken links; every method runs on the I/O thread.
+
+Nothing here blocks: actors get messages through their Pykka inbox, callbacks go to the
+notifier thread, and replies are queued for the next turn of the I/O loop.
+
+A dropped frame or envelope increments ``node.counters[reason]`` and logs one structured
+warning per reason and second at most (with the running count), so a flood of garbage cannot
+flood the log too.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pykka._envelope import Envelope
+
+import supervisors
+from wind_actors.errors import ActorError, NodeDownError, NoSuchActor, WireError
+import structlog
+
+from ._events import NodeDown, NodeUp
+from ._refs import RemoteRef
+from ._wire import Kind, ask_corr_id, parse_envelope, parse_frame
+
+if TYPE_CHECKING:
+    from ._node import Node
+
+__all__ = ["Inbound"]
+
+_log = structlog.get_logger("wind.runtime.inbound")
+
+
+class _RemoteReply(pykka.ThreadingFuture[Any]):
+    """Reply slot of a remote ask: the answering actor's thread encodes and queues the reply."""
+
+    def __init__(self, node: Node, peer: str, corr: int, target: str) -> None:
+        super().__init__()
+        self._node, self._peer, self._corr, self._target = node, peer, corr, target
+
+    def set(self, value: Any | None = None) -> None:
+        node = self._node
+        try:
+            body = node.codec.encode(value)
+        except WireError as exc:
+            self._send_error("unencodable", exc)
+            return
+        node.transport.send(self._peer, [Kind.REPLY, self._corr, body])  # type: ignore[union-attr]
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        exc = (exc_info or sys.exc_info())[1]
+        if isinstance(exc, pykka.ActorDeadError):
+            self._send_error("unknown_target", NoSuchActor(f"actor {self._target!r} stopped before "
+                                                           "answering", node=self._node.name))
+        else:
+            self._send_error("actor", exc)
+
+    def _send_error(self, reason: str, exc: BaseException | None) -> None:
+        node = self._node
+        try:
+            body = node.codec.encode(exc)
+        except WireError:
+            body = node.codec.encode(ActorError(repr(exc), remote_type=type(exc).__name__))
+        node.transport.send(self._peer, [Kind.ERROR, self._corr, reason, body])  # type: ignore[union-attr]
+
+
+class Inbound:
+    """The transport handler of a node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._warned_at: dict[str, float] = {}
+
+    # -- drops --------------------------------------------------------------------------------
+
+    def drop(self, reason: str, **context: Any) -> None:
+        """Count a dropped frame/envelope and log (rate-limited) one structured warning."""
+        counters = self.node.counters
+        counters[reason] += 1
+        counters["dropped"] += 1
+        now = time.monotonic()
+        if now - self._warned_at.get(reason, -10.0) >= 1.0:
+            self._warned_at[reason] = now
+            _log.warning("dropped", node=self.node.name, reason=reason,
+                         dropped_total=counters[reason], **context)
+
+    # -- TransportHandler -----------------------------------------------------------------------
+
+    def resolve(self, peer: str) -> tuple[str, bytes | None] | None:
+        resolved = self.node.resolve(peer)
+        if resolved is not None:
+            self.want(peer)
+        return resolved
+
+    def want(self, peer: str) -> None:
+        """Start (re)connecting to ``peer`` if it is not up (I/O thread)."""
+        address = self.node._addresses.get(peer, "")
+        now = time.monotonic()
+        if self.node.membership.want(peer, address, now):
+            # ping at once so a fresh link comes up without waiting for the next tick
+            seq = self.node.membership.ping_now(peer, now)
+            self.node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
+
+    def on_tick(self, now: float) -> float:
+        node = self.node
+        tick = node.membership.tick(now)
+        for peer, previous in tick.lost:
+            self._peer_down(peer, previous, "heartbeat_timeout")
+        for peer, seq in tick.pings:
+            node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
+        expired = node.take_pending_where(lambda p: p.deadline <= now)
+        for entry in expired:
+            _fail(entry.future, _timeout_error(entry))
+        return min(node.membership.next_deadline(), now + node.membership.interval)
+
+    def on_link_lost(self, peer: str, why: str) -> None:
+        previous = self.node.membership.lost(peer, time.monotonic())
+        if previous is not None:
+            self._peer_down(peer, previous, why)
+
+    def _peer_down(self, peer: str, previous: str, why: str) -> None:
+        node = self.node
+        node.transport.reset_peer(peer)  # type: ignore[union-attr]
+        err = NodeDownError(f"link to node {peer} lost ({why})", node=peer, reason=why)
+        for entry in node.take_pending_where(lambda p: p.peer == peer):
+            _fail(entry.future, err)
+        for mon in node.monitors.pop_out_of_peer(peer):
+            node.deliver(mon.watcher, supervisors.Down(mon.public_id, mon.ref,
+                                                       supervisors.NOCONNECTION))
+        for local_id in node.monitors.pop_incoming_of_peer(peer):
+            supervisors.demonitor(local_id)
+        if previous == "up":
+            node.publish(NodeDown(peer, why))
+
+    def on_frame(self, data: bytes, user_id: str | None) -> None:
+        node = self.node
+        try:
+            frame = parse_frame(data, node.config.max_frame_bytes)
+        except WireError as exc:
+            self.drop(exc.reason, peer=user_id, detail=exc.message)
+            return
+        src = frame.src
+        if user_id is not None and user_id != src:
+            self.drop("spoofed", peer=user_id, claimed=src,
+                      detail="frame names another node than its CURVE key")
+            return
+        if node.transport.is_blocked(src):  # type: ignore[union-attr]
+            node.counters["blocked_in"] += 1
+            return
+        node.learn_address(src, frame.src_address)
+        if node.membership.heard(src, frame.src_address, time.monotonic()):
+            node.publish(NodeUp(src))
+        for raw in frame.envelopes:
+            try:
+                self._dispatch(src, raw)
+            except WireError as exc:
+                self.drop(exc.reason, peer=src, detail=exc.message)
+                corr = ask_corr_id(raw)
+                if corr is not None:
+                    self._error_reply(src, corr, exc.reason, exc)
+
+    # -- envelopes ------------------------------------------------------------------------------
+
+    def _dispatch(self, src: str, raw: Any) -> None:
+        env = parse_envelope(raw)
+        kind = env[0]
+        node = self.node
+        if kind is Kind.TELL:
+            actor = self._target(src, env[1])
+            message = node.codec.decode(env[2])
+            try:
+                actor.tell(message)
+            except pykka.ActorDeadError:
+                raise _no_target(src, env[1]) from None
+            node.counters["delivered"] += 1
+        elif kind is Kind.ASK:
+            actor = self._target(src, env[1])
+            message = node.codec.decode(env[3])
+            if not actor.is_alive():
+                raise _no_target(src, env[1])
+            actor.actor_inbox.put(Envelope(message, reply_to=_RemoteReply(node, src, env[2], env[1])))
+            node.counters["delivered"] += 1
+        elif kind is Kind.REPLY:
+            self._reply(env[1], env[2])
+        elif kind is Kind.ERROR:
+            self._error(env[1], env[2], env[3])
+        elif kind is Kind.PING:
+            node.transport.send(src, [Kind.PONG, env[1], env[2]])  # type: ignore[union-attr]
+        elif kind is Kind.PONG:
+            node.membership.pong(src, env[1], env[2], time.monotonic())
+        elif kind is Kind.MONITOR:
+            self._monitor(src, env[1], env[2])
+        elif kind is Kind.DEMONITOR:
+            local_id = node.monitors.pop_incoming(src, env[1])
+            if local_id is not None:
+                supervisors.demonitor(local_id)
+        elif kind is Kind.DOWN:
+            entry = node.monitors.pop_out(env[1])
+            if entry is not None:
+                reason = node.codec.decode(env[2])
+                node.deliver(entry.watcher, supervisors.Down(entry.public_id, entry.ref, reason))
+        elif kind is Kind.LINK:
+            actor = node.whereis(env[1])
+            if actor is not None:  # else the linker's own monitor reports noproc
+                from ._node import _ExitTo
+                peer_ref = RemoteRef(env[2], src, node)
+                node.monitor(peer_ref, _ExitTo(actor, peer_ref))
+
+    def _target(self, src: str, name: str) -> pykka.ActorRef[Any]:
+        actor = self.node.whereis(name)
+        if actor is None:
+            raise _no_target(src, name)
+        return actor
+
+    def _reply(self, corr: int, body: bytes) -> None:
+        entry = self.node.take_pending(corr)
+        if entry is None:
+            self.node.counters["late_reply"] += 1  # the asker gave up; never delivered elsewhere
+            return
+        try:
+            value = self.node.codec.decode(body)
+        except WireError as exc:
+            _fail(entry.future, exc)
+            return
+        try:
+            entry.future.set(value)
+        except Exception:  # noqa: BLE001 - queue.Full: completed by a racing timeout
+            pass
+
+    def _error(self, corr: int, reason: str, body: bytes) -> None:
+        entry = self.node.take_pending(corr)
+        if entry is None:
+            self.node.counters["late_reply"] += 1
+            return
+        try:
+            remote = self.node.codec.decode(body)
+        except WireError as exc:
+            remote = exc
+        text = getattr(remote, "message", str(remote))
+        if reason == "actor" and isinstance(remote, ActorError):
+            err: Exception = remote
+            remote.context.setdefault("node", entry.peer)
+        elif reason == "unknown_target":
+            err = NoSuchActor(text, node=entry.peer)
+        else:
+            err = WireError(f"{entry.peer} rejected the ask: {text}", reason=reason, node=entry.peer)
+        _fail(entry.future, err)
+
+    def _error_reply(self, src: str, corr: int, reason: str, exc: BaseException) -> None:
+        node = self.node
+        body = node.codec.encode(ActorError(getattr(exc, "message", str(exc)),
+                                            remote_type=type(exc).__name__))
+        node.transport.send(src, [Kind.ERROR, corr, reason, body])  # type: ignore[union-attr]
+
+    def _monitor(self, src: str, wire_id: int, name: str) -> None:
+        node = self.node
+        actor = node.whereis(name)
+        if actor is None:
+            body = node.codec.encode(supervisors.NOPROC)
+            node.transport.send(src, [Kind.DOWN, wire_id, body])  # type: ignore[union-attr]
+            return
+        # Registered before supervisors.monitor so a Down fired at once (noproc) or from the
+        # target's thread meanwhile still finds its entry; a missing entry means demonitored.
+        node.monitors.add_incoming(src, wire_id, "")
+
+        def report(down: supervisors.Down) -> None:  # runs where the target ended
+            if node.monitors.pop_incoming(src, wire_id) is None:
+                return
+            try:
+                body = node.codec.encode(down.reason)
+            except WireError:
+                body = node.codec.encode(supervisors.describe(down.reason))
+            node.transport.send(src, [Kind.DOWN, wire_id, body])  # type: ignore[union-attr]
+
+        try:
+            local_id = supervisors.monitor(actor, report)
+        except Exception as exc:  # noqa: BLE001 - NotWatchableError: not a WatchedActor
+            _log.warning("remote monitor refused: target is not a WatchedActor", node=node.name,
+                         peer=src, actor=name, error=str(exc))
+            report(supervisors.Down("", actor, supervisors.NOPROC))
+            return
+        node.monitors.set_incoming(src, wire_id, local_id)
+
+
+def _no_target(src: str, name: str) -> WireError:
+    return WireError(f"no actor {name!r} is registered here", reason="unknown_target",
+                     peer=src, actor=name)
+
+
+def _timeout_error(entry: Any) -> Exception:
+    from wind_actors.errors import AskTimeout
+    return AskTimeout(f"no reply from node {entry.peer} in time", node=entry.peer)
+
+
+def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
+    try:
+        future.set_exception((type(error), error, None))
+    except Exception:  # noqa: BLE001 - queue.Full: already completed
+        pass

@@ -1,0 +1,99 @@
+"""Bookkeeping of monitors that cross nodes (plain, thread-safe, no I/O).
+
+Outgoing: this node watches a remote actor; the wire id travels in MONITOR/DOWN envelopes and
+the public id (``"rmon-N"``) is what ``Node.monitor`` returns and ``Down.monitor_id`` carries.
+Incoming: a peer watches a local actor; we hold the local ``supervisors`` monitor id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, NamedTuple
+
+__all__ = ["MonitorTable", "OutMonitor"]
+
+
+class OutMonitor(NamedTuple):
+    """A monitor this node set on an actor of ``peer``."""
+
+    public_id: str
+    wire_id: int
+    peer: str
+    ref: Any
+    watcher: Any
+
+
+class MonitorTable:
+    """Outgoing remote monitors, incoming remote monitors and local ones made through a ref."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._out: dict[int, OutMonitor] = {}
+        self._incoming: dict[tuple[str, int], str] = {}
+        self._local: dict[str, str] = {}
+
+    def new_public_id(self) -> tuple[str, int]:
+        """A fresh ``("rmon-N", N)`` pair."""
+        n = next(self._ids)
+        return f"rmon-{n}", n
+
+    def add_out(self, peer: str, ref: Any, watcher: Any) -> OutMonitor:
+        """Record an outgoing monitor and return it."""
+        public_id, wire_id = self.new_public_id()
+        entry = OutMonitor(public_id, wire_id, peer, ref, watcher)
+        with self._lock:
+            self._out[wire_id] = entry
+        return entry
+
+    def pop_out(self, wire_id: int) -> OutMonitor | None:
+        """Remove and return the outgoing monitor with this wire id."""
+        with self._lock:
+            return self._out.pop(wire_id, None)
+
+    def pop_out_of_peer(self, peer: str) -> list[OutMonitor]:
+        """Remove and return every outgoing monitor on ``peer``'s actors."""
+        with self._lock:
+            gone = [m for m in self._out.values() if m.peer == peer]
+            for m in gone:
+                del self._out[m.wire_id]
+        return gone
+
+    def add_local(self, public_id: str, supervisors_id: str) -> None:
+        """Remember the supervisors monitor behind a public id for a local target."""
+        with self._lock:
+            self._local[public_id] = supervisors_id
+
+    def pop_local(self, public_id: str) -> str | None:
+        """Forget a local monitor; returns its supervisors id."""
+        with self._lock:
+            return self._local.pop(public_id, None)
+
+    def add_incoming(self, peer: str, wire_id: int, supervisors_id: str) -> None:
+        """Record that ``peer`` watches a local actor through ``supervisors_id``."""
+        with self._lock:
+            self._incoming[(peer, wire_id)] = supervisors_id
+
+    def set_incoming(self, peer: str, wire_id: int, supervisors_id: str) -> None:
+        """Fill in the supervisors id of an incoming monitor, unless it was removed meanwhile."""
+        with self._lock:
+            if (peer, wire_id) in self._incoming:
+                self._incoming[(peer, wire_id)] = supervisors_id
+
+    def pop_incoming(self, peer: str, wire_id: int) -> str | None:
+        """Forget one incoming monitor; returns its supervisors id."""
+        with self._lock:
+            return self._incoming.pop((peer, wire_id), None)
+
+    def pop_incoming_of_peer(self, peer: str) -> list[str]:
+        """Forget every incoming monitor of ``peer``; returns their supervisors ids."""
+        with self._lock:
+            keys = [k for k in self._incoming if k[0] == peer]
+            return [self._incoming.pop(k) for k in keys]
+
+    def counts(self) -> dict[str, int]:
+        """How many monitors of each kind are active."""
+        with self._lock:
+            return {"outgoing": len(self._out), "incoming": len(self._incoming),
+                    "local": len(self._local)}

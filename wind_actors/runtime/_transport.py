@@ -1,0 +1,348 @@
+"""The transport: one I/O thread per node that owns every ZeroMQ socket of that node.
+
+Sockets: one ROUTER bound on the node's address receives every peer's frames; one DEALER per
+peer carries this node's frames to that peer's ROUTER (so each direction of a pair is one TCP
+connection, which is what keeps FIFO per sender-receiver pair). Any thread may call
+:meth:`Transport.send`; it only appends to a queue and wakes the I/O thread through an
+eventfd. The I/O thread drains everything queued at once and packs the envelopes for one peer
+into as few frames as ``max_frame_bytes`` allows: that batching is where the throughput
+comes from.
+
+ZeroMQ errors never leave this module; they are logged, counted and mapped to peer loss.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from wind_actors.errors import NodeError, WireError
+import structlog
+
+from ._security import ZAP_DOMAIN, KeyPair
+from ._wire import build_frame
+
+__all__ = ["Transport", "TransportHandler"]
+
+_log = structlog.get_logger("wind.runtime.transport")
+
+# Headroom over max_frame_bytes for ZMQ_MAXMSGSIZE: CURVE adds a few dozen bytes per message,
+# and the application check (exact, counted) should fire before ZeroMQ cuts the connection.
+_MAXMSGSIZE_SLACK = 4096
+_ENVELOPE_OVERHEAD = 48
+_MAX_DRAIN = 20000
+_MAX_RECV = 2000
+
+
+class TransportHandler(Protocol):
+    """What the transport calls, always on the I/O thread. Must not block."""
+
+    def on_frame(self, data: bytes, user_id: str | None) -> None: ...
+    def on_tick(self, now: float) -> float: ...
+    def on_link_lost(self, peer: str, why: str) -> None: ...
+    def resolve(self, peer: str) -> tuple[str, bytes | None] | None: ...
+
+
+class _Outbound:
+    __slots__ = ("sock", "monitor", "address", "auth_warned")
+
+    def __init__(self, sock: zmq.Socket, monitor: zmq.Socket, address: str) -> None:
+        self.sock = sock
+        self.monitor = monitor
+        self.address = address
+        self.auth_warned = False
+
+
+class Transport:
+    """Sockets and the I/O thread of one node.
+
+    Args:
+        node: this node's name.
+        bind: ZeroMQ endpoint to bind, e.g. ``tcp://127.0.0.1:7001`` (port 0 picks one).
+        context: the node's own ``zmq.Context`` (ZAP is per context).
+        keypair: this node's CURVE keys, or ``None`` for plain TCP.
+        max_frame_bytes: largest frame sent or accepted.
+        handler: receives frames, ticks and link losses on the I/O thread.
+        counters: the node's drop counters (shared, incremented here too).
+    """
+
+    def __init__(self, *, node: str, bind: str, context: zmq.Context, keypair: KeyPair | None,
+                 max_frame_bytes: int, handler: TransportHandler,
+                 counters: collections.Counter[str]) -> None:
+        self.node = node
+        self._ctx = context
+        self._keys = keypair
+        self._max = max_frame_bytes
+        self._handler = handler
+        self.counters = counters
+        self._queue: collections.deque[tuple[str, list[Any]]] = collections.deque()
+        self._calls: collections.deque[Callable[[], None]] = collections.deque()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_pending = False
+        self._out: dict[str, _Outbound] = {}
+        self._blocked: set[str] = set()
+        self._stopping = False
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._configure_router(bind)
+        self.address = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._thread = threading.Thread(target=self._run, name=f"wind-io-{node}", daemon=True)
+
+    def _configure_router(self, bind: str) -> None:
+        r = self._router
+        r.setsockopt(zmq.LINGER, 0)
+        r.setsockopt(zmq.MAXMSGSIZE, self._max + _MAXMSGSIZE_SLACK)
+        r.setsockopt(zmq.RCVHWM, 0)
+        if self._keys is not None:
+            r.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+            r.curve_server = True
+            r.curve_publickey = self._keys.public
+            r.curve_secretkey = self._keys.secret
+        try:
+            r.bind(bind)
+        except zmq.ZMQError as exc:
+            r.close(0)
+            raise NodeError(f"cannot bind {bind}: {exc.strerror}; use a free tcp://HOST:PORT",
+                            node=self.node, bind=bind) from None
+
+    # -- any thread ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the I/O thread."""
+        self._thread.start()
+
+    def send(self, peer: str, envelope: list[Any]) -> None:
+        """Queue an envelope for ``peer`` (thread-safe, never blocks)."""
+        self._queue.append((peer, envelope))
+        if not self._wake_pending:
+            self._wake_pending = True
+            os.eventfd_write(self._wake_fd, 1)
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the I/O thread (thread-safe); it runs before queued sends."""
+        self._calls.append(fn)
+        self._wake_pending = True
+        os.eventfd_write(self._wake_fd, 1)
+
+    def stop(self) -> None:
+        """Stop the I/O thread and close every socket; idempotent."""
+        self._stopping = True
+        try:
+            os.eventfd_write(self._wake_fd, 1)
+        except OSError:
+            return
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+
+    # -- I/O thread -----------------------------------------------------------------------------
+
+    def reset_peer(self, peer: str) -> None:
+        """Drop the connection to ``peer`` and anything still queued in it (I/O thread)."""
+        out = self._out.pop(peer, None)
+        if out is not None:
+            self._close_outbound(out)
+
+    def block(self, peer: str, blocked: bool) -> None:
+        """Fault injection (I/O thread): drop every frame to and from ``peer`` while blocked."""
+        if blocked:
+            self._blocked.add(peer)
+        else:
+            self._blocked.discard(peer)
+
+    def is_blocked(self, peer: str) -> bool:
+        """Whether frames from ``peer`` are being dropped by fault injection."""
+        return peer in self._blocked
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake_fd, zmq.POLLIN)
+        monitors: dict[Any, str] = {}
+        deadline = time.monotonic()
+        try:
+            while not self._stopping:
+                timeout_ms = max(0.0, (deadline - time.monotonic()) * 1000.0)
+                events = dict(poller.poll(timeout_ms))
+                if self._wake_fd in events:
+                    self._drain_wake()
+                if self._router in events:
+                    self._receive()
+                for sock, peer in list(monitors.items()):
+                    if sock in events and not sock.closed:
+                        self._monitor_event(peer, sock)
+                now = time.monotonic()
+                if now >= deadline:
+                    deadline = self._handler.on_tick(now)
+                self._sync_monitors(poller, monitors)
+        except Exception:  # noqa: BLE001 - the I/O thread must log, not vanish silently
+            _log.exception("I/O thread crashed", node=self.node)
+        finally:
+            self._close_all(poller)
+
+    def _drain_wake(self) -> None:
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
+        self._wake_pending = False
+        while self._calls:
+            self._calls.popleft()()
+        self._flush()
+
+    def _flush(self) -> None:
+        batches: dict[str, list[list[Any]]] = {}
+        queue = self._queue
+        for _ in range(min(len(queue), _MAX_DRAIN)):
+            peer, envelope = queue.popleft()
+            batch = batches.get(peer)
+            if batch is None:
+                batches[peer] = [envelope]
+            else:
+                batch.append(envelope)
+        if queue:  # leave the rest for the next turn so receiving is not starved
+            self._wake_pending = True
+            os.eventfd_write(self._wake_fd, 1)
+        for peer, envelopes in batches.items():
+            self._send_batch(peer, envelopes)
+
+    def _send_batch(self, peer: str, envelopes: list[list[Any]]) -> None:
+        if peer in self._blocked:
+            self.counters["blocked_out"] += len(envelopes)
+            return
+        out = self._outbound(peer)
+        if out is None:
+            self.counters["unknown_peer"] += len(envelopes)
+            return
+        chunk: list[list[Any]] = []
+        size = 0
+        for env in envelopes:
+            env_size = _ENVELOPE_OVERHEAD + (len(env[-1]) if isinstance(env[-1], bytes) else 0)
+            if chunk and size + env_size > self._max - 256:
+                self._send_frame(peer, out, chunk)
+                chunk, size = [], 0
+            chunk.append(env)
+            size += env_size
+        if chunk:
+            self._send_frame(peer, out, chunk)
+
+    def _send_frame(self, peer: str, out: _Outbound, envelopes: list[list[Any]]) -> None:
+        frame = build_frame(self.node, self.address, envelopes)
+        try:
+            out.sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+        except zmq.Again:
+            self.counters["dropped_backpressure"] += len(envelopes)
+            _log.warning("peer queue full, frame dropped", node=self.node, peer=peer,
+                         envelopes=len(envelopes))
+        except zmq.ZMQError as exc:
+            self.counters["dropped_send_error"] += len(envelopes)
+            _log.warning("send failed, frame dropped", node=self.node, peer=peer,
+                         error=exc.strerror)
+
+    def _outbound(self, peer: str) -> _Outbound | None:
+        out = self._out.get(peer)
+        if out is not None:
+            return out
+        resolved = self._handler.resolve(peer)
+        if resolved is None:
+            return None
+        address, server_key = resolved
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 200000)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if self._keys is not None:
+            sock.curve_publickey = self._keys.public
+            sock.curve_secretkey = self._keys.secret
+            sock.curve_serverkey = server_key
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        try:
+            sock.connect(address)
+        except zmq.ZMQError as exc:
+            _log.warning("cannot connect to peer", node=self.node, peer=peer, address=address,
+                         error=exc.strerror)
+            sock.disable_monitor()
+            monitor.close(0)
+            sock.close(0)
+            return None
+        out = self._out[peer] = _Outbound(sock, monitor, address)
+        return out
+
+    def _receive(self) -> None:
+        secure = self._keys is not None
+        for _ in range(_MAX_RECV):
+            try:
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(parts) != 2:
+                self.counters["malformed"] += 1
+                _log.warning("frame dropped", node=self.node, reason="malformed",
+                             detail=f"{len(parts) - 1} message parts; one is allowed")
+                continue
+            payload = parts[1]
+            user_id = None
+            if secure:
+                try:
+                    user_id = payload.get("User-Id")
+                except zmq.ZMQError:
+                    user_id = None
+            try:
+                self._handler.on_frame(payload.bytes, user_id)
+            except WireError:
+                pass  # the handler counted and logged it
+
+    def _monitor_event(self, peer: str, sock: zmq.Socket) -> None:
+        while True:
+            try:
+                msg = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = parse_monitor_message(msg)["event"]
+            out = self._out.get(peer)
+            if out is None or out.monitor is not sock:
+                continue
+            if event == zmq.EVENT_DISCONNECTED:
+                self._handler.on_link_lost(peer, "connection_closed")
+                return  # the handler may have closed this socket
+            elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
+                if not out.auth_warned:
+                    out.auth_warned = True
+                    _log.warning("peer refused our CURVE handshake; is our public key in its "
+                                 "keys_dir?", node=self.node, peer=peer, address=out.address)
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                out.auth_warned = False
+
+    def _sync_monitors(self, poller: zmq.Poller, monitors: dict[Any, str]) -> None:
+        live = {out.monitor: peer for peer, out in self._out.items()}
+        for sock in list(monitors):
+            if sock not in live:
+                poller.unregister(sock)
+                del monitors[sock]
+        for sock, peer in live.items():
+            if sock not in monitors:
+                poller.register(sock, zmq.POLLIN)
+                monitors[sock] = peer
+
+    def _close_outbound(self, out: _Outbound) -> None:
+        try:
+            out.sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        out.monitor.close(0)
+        out.sock.close(0)
+
+    def _close_all(self, poller: zmq.Poller) -> None:
+        for out in self._out.values():
+            self._close_outbound(out)
+        self._out.clear()
+        self._router.close(0)
+        os.close(self._wake_fd)
