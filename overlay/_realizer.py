@@ -272,6 +272,7 @@ class Realizer:
                 if parsed is not None and parsed[0] == kind and doomed(link.name):
                     self._kernel.delete(link.index, link.name)
                     report.removed.append(link.name)
+                    del links[link.name]  # a later add of the same VNI must not see the old device
 
 
 def _summary(report: RealizeReport) -> dict[str, int]:

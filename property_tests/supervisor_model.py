@@ -52,7 +52,7 @@ class SupervisorModel:
             for c in self.children:
                 c.running = False
             return
-        if True:
+        if self.strategy == "one_for_one":
             group = [child]
         elif self.strategy == "one_for_all":
             group = list(self.children)

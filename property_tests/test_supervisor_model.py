@@ -170,6 +170,6 @@ class SupervisorAgainstModel(RuleBasedStateMachine):
 
 
 SupervisorAgainstModel.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=25, deadline=None,
+    max_examples=250, stateful_step_count=25, deadline=None,
 )
 TestSupervisorAgainstModel = SupervisorAgainstModel.TestCase

@@ -20,7 +20,7 @@ from .._info import VMInfo
 from .._spec import NicSpec, VMSpec
 from .._state import VMState
 from ..errors import (
-    CapacityExceeded, ConnectionLost, DriverError, InvalidSpec, InvalidState, OperationTimeout, VMExists,
+    BackendError, CapacityExceeded, ConnectionLost, DriverError, InvalidSpec, InvalidState, OperationTimeout, VMExists,
     VMNotFound,
 )
 from ._config import CloudConfig
@@ -246,14 +246,22 @@ class LibcloudDriver(Driver):
             api = self._require("define", spec.name)
             kwargs = {"ex_owner": self.config.image_owner} if self.config.provider == "ec2" and \
                 self.config.image_owner else {}
-            images = self._call("list_images", spec.name, lambda: api.list_images(**kwargs))
-            match = next((i for i in images if i.id == wanted), None) or \
-                next((i for i in images if i.name == wanted), None)
+            match = self._image_by_id(api, wanted)
+            if match is None:  # not an id: look it up by name
+                images = self._call("list_images", spec.name, lambda: api.list_images(**kwargs))
+                match = next((i for i in images if i.id == wanted or i.name == wanted), None)
             if match is None:
                 raise InvalidSpec(f"image {wanted!r} not found at {self.name!r} (by id or name)",
                                   driver=self.name, vm=spec.name, image=wanted)
             self._images[wanted] = match
         return self._images[wanted]
+
+    def _image_by_id(self, api: Any, image_id: str) -> Any | None:
+        try:
+            image = self._call("get_image", None, lambda: api.get_image(image_id))
+        except (BackendError, VMNotFound):  # unknown id (or not an id at all)
+            return None
+        return image if image is not None and str(image.id) == image_id else None
 
     # --- the contract -----------------------------------------------------------
 

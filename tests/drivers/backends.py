@@ -123,6 +123,7 @@ def _ec2_driver(tmp: Path) -> Driver:
 
 
 def _cloud_cleanup(driver: Driver) -> None:
+    driver.connect()  # some tests close the driver
     for vm in driver.list():
         if vm.state.is_active:
             driver.destroy(vm.name)

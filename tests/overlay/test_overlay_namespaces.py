@@ -195,3 +195,28 @@ def test_a_pushed_diff_rebuilds_a_segment_whose_devices_were_deleted_behind_its_
 
     assert ov.realizers["b"].fdb(seg.vni) == ov.plan.sites["b"].segment_for("acme", "web").fdb
     assert ov.lab.ping("c1", ov.ip_of("b1"))
+
+
+def test_a_vni_handed_to_another_tenant_gets_fresh_devices_not_the_old_ones(three_sites):
+    from overlay import Nic, TenantNetwork, diff, plan
+
+    ov = three_sites
+    sites = list(ov.sites.values())
+    old = plan(sites, [TenantNetwork("acme", "web", "10.1.0.0/24")],
+               [Nic("a1", "a", "acme", "web", "52:54:00:00:01:01"), Nic("b1", "b", "acme", "web", "52:54:00:00:01:02")])
+    # Planned without acme's allocations, globex's network lands on the same VNI.
+    new = plan(sites, [TenantNetwork("globex", "web", "10.1.0.0/24")],
+               [Nic("g1", "a", "globex", "web", "52:54:00:00:02:01"), Nic("g2", "c", "globex", "web", "52:54:00:00:02:02")])
+    assert old.sites["a"].segments.keys() == new.sites["a"].segments.keys()
+    realizer = ov.realizers["a"]
+    realizer.realize(old.sites["a"])
+    before = realizer.owned_devices()
+
+    change = diff(old.sites["a"], new.sites["a"])
+    report = realizer.apply(change)
+
+    assert len(change.remove) == len(change.add) == 1 and not change.update
+    assert sorted(report.removed) == sorted(report.created) == sorted(before)
+    assert set(realizer.owned_devices().values()).isdisjoint(before.values())
+    seg = new.sites["a"].segment_for("globex", "web")
+    assert realizer.fdb(seg.vni) == seg.fdb

@@ -237,7 +237,7 @@ class Codec:
 
     def _unpack(self, data: bytes) -> Any:
         return msgpack.unpackb(data, ext_hook=self._ext_hook, raw=False, use_list=False,
-                               strict_map_key=False, max_buffer_size=self._max_bytes)
+                               strict_map_key=False)
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == _EXT_MESSAGE:
@@ -319,8 +319,7 @@ def parse_frame(data: bytes, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Frame:
         raise WireError(f"frame of {len(data)} bytes exceeds max_frame_bytes={max_bytes}",
                         reason="oversized")
     try:
-        value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True,
-                                max_buffer_size=max_bytes)
+        value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:  # noqa: BLE001 - any msgpack failure means malformed
         raise WireError(f"malformed frame: {type(exc).__name__}", reason="malformed") from None
     if not isinstance(value, list) or not value:
