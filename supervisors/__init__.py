@@ -73,6 +73,10 @@ the intensity. **Reports** are structlog events on logger ``wind.supervisors``
 ``start_error``, ``shutdown_error``, ``reached_max_restart_intensity``,
 ``auto_shutdown``) carrying ``supervisor``, ``child``, ``reason`` and
 ``restarts``. :func:`tree` returns the live tree as plain data.
+
+A supervisor is busy while it starts a child (it waits for the child's
+``on_start``, as OTP waits for ``init/1``): a child must not call its own
+supervisor's API from ``on_start``, or both wait for ever.
 """
 
 from supervisors._actor import WatchedActor
@@ -90,11 +94,11 @@ from supervisors._api import (
 from supervisors._children import ChildInfo
 from supervisors._clock import Clock, ManualClock, MonotonicClock
 from supervisors._intensity import add_restart, backoff_delay, intensity_exceeded
-from supervisors._reasons import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, is_normal_exit
+from supervisors._reasons import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, describe, is_normal_exit
 from supervisors._shutdown import kill
 from supervisors._spec import Backoff, ChildSpec, SupFlags, check_childspec, check_childspecs
 from supervisors._supervisor import Supervisor
-from supervisors._watch import Down, Exit, demonitor, link, monitor, unlink
+from supervisors._watch import Down, Exit, demonitor, exit_signal, link, monitor, unlink
 from supervisors.errors import (
     ChildError,
     NoProcError,
@@ -136,6 +140,8 @@ __all__ = [
     "count_children",
     "delete_child",
     "demonitor",
+    "describe",
+    "exit_signal",
     "get_childspec",
     "intensity_exceeded",
     "is_normal_exit",

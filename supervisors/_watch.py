@@ -26,7 +26,7 @@ from supervisors.errors import NotWatchableError
 if TYPE_CHECKING:
     from supervisors._actor import WatchedActor
 
-__all__ = ["Down", "Exit", "demonitor", "link", "monitor", "unlink"]
+__all__ = ["Down", "Exit", "demonitor", "exit_signal", "link", "monitor", "unlink"]
 
 _log = structlog.get_logger("wind.supervisors.watch")
 
@@ -250,6 +250,26 @@ def link(a: pykka.ActorRef[Any], b: pykka.ActorRef[Any]) -> None:
     if not both:
         dead, live = (wa, wb) if dead_a else (wb, wa)
         live.exit_signal(dead.ref, NOPROC)
+
+
+def exit_signal(target: pykka.ActorRef[Any], sender: Any, reason: Any) -> None:
+    """Deliver a link's exit signal to a local WatchedActor, as if ``sender`` had exited.
+
+    For links that cross nodes: the remote runtime calls this when a remote
+    linked actor exits (or its node is lost, reason "noconnection"). The target
+    behaves exactly as for a local link: with ``trap_exits`` it gets
+    ``Exit(sender, reason)``; otherwise "normal" is ignored and any other reason
+    stops it before its next message. Nothing happens if the target is dead.
+
+    Args:
+        target: the local WatchedActor's ref.
+        sender: what ``Exit.ref`` will hold (a local ref or a remote ref).
+        reason: the exit reason.
+
+    Raises:
+        NotWatchableError: target is not a WatchedActor's ref.
+    """
+    watch_of(target, "exit signal target").exit_signal(sender, reason)
 
 
 def unlink(a: pykka.ActorRef[Any], b: pykka.ActorRef[Any]) -> None:

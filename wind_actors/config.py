@@ -34,7 +34,8 @@ from typing import Any
 
 from wind_actors.errors import ConfigError
 
-__all__ = ["NodeConfig", "WindConfig", "load_config", "parse_config", "SECTIONS"]
+__all__ = ["NodeConfig", "WindConfig", "load_config", "parse_config", "SECTIONS",
+           "AgentConfig", "ControllerConfig", "ClientConfig"]
 
 _ENDPOINT = re.compile(r"^(tcp://[^\s:]+:\d{1,5}|ipc://\S+|inproc://\S+)$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$")
@@ -142,10 +143,17 @@ class WindConfig:
     """A whole config file: known sections as dataclasses, other sections raw in ``extra``."""
 
     node: NodeConfig | None = None
+    agent: Any = None        # AgentConfig (wind_actors.agent) when the file has [agent]
+    controller: Any = None   # ControllerConfig (wind_actors.controller) when it has [controller]
+    client: Any = None       # ClientConfig (wind_actors.client) when it has [client]
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-SECTIONS: dict[str, Any] = {"node": NodeConfig}
+# The [agent], [controller] and [client] sections live in their own module (issue 5).
+from wind_actors._system_config import AgentConfig, ClientConfig, ControllerConfig  # noqa: E402
+
+SECTIONS: dict[str, Any] = {"node": NodeConfig, "agent": AgentConfig,
+                            "controller": ControllerConfig, "client": ClientConfig}
 """Section name -> dataclass with ``from_dict(data, base_dir=)``; later issues add theirs."""
 
 

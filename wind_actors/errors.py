@@ -15,6 +15,8 @@
     │   ├── AskTimeout              no reply came within the ask timeout (recoverable)
     │   ├── ActorError              the target actor raised while handling an ask (.remote_type)
     │   └── SecurityError           CURVE keys missing or unreadable
+    ├── VMCrashed                   a VM stopped without being asked; its VM actor fails (recoverable)
+    ├── ControllerError             the controller refused or failed a request (.error_type, .detail)
     └── (more are added by the runtime, services and CLI issues)
 """
 
@@ -26,7 +28,7 @@ __all__ = ["WindError", "ConfigError",
            "DescriptorInvalid", "NotSupportedYet", "PlacementFailed", "NotFound", "Unauthenticated",
            "StoreError",
            "NodeError", "WireError", "NodeDownError", "NoSuchActor", "AskTimeout", "ActorError",
-           "SecurityError"]
+           "SecurityError", "VMCrashed", "ControllerError"]
 
 
 class WindError(Exception):
@@ -164,3 +166,26 @@ class ActorError(NodeError):
 
 class SecurityError(NodeError):
     """CURVE keys are missing or unreadable, so the node cannot authenticate its peers."""
+
+
+# --- the running system (agents, controller, client) ---------------------------------------
+
+
+class VMCrashed(WindError):
+    """The hypervisor reported a VM stopped without Wind asking; its VM actor fails with this
+    so its supervisor restarts it and the VM is brought back per its restart policy."""
+
+    recoverable = True
+
+
+class ControllerError(WindError):
+    """The controller answered a request with an error this client has no richer class for.
+
+    ``error_type`` names the controller-side error class; ``detail`` holds its plain-data detail.
+    """
+
+    def __init__(self, message: str, *, error_type: str = "WindError", detail: Any = None,
+                 **context: Any) -> None:
+        super().__init__(message, **context)
+        self.error_type = error_type
+        self.detail = detail

@@ -16,6 +16,7 @@ import structlog
 from .._capabilities import Capabilities
 from .._capacity import Capacity, HostCapacity, Resources
 from .._driver import Driver
+from .._events import EventKind
 from .._info import VMInfo
 from .._spec import NicSpec, VMSpec, check_name
 from .._state import VMState
@@ -95,6 +96,9 @@ class LibvirtDriver(Driver):
         self._conn: libvirt.virConnect | None = None
         self._callback_id: int | None = None
         self._lock = threading.Lock()  # serializes capacity check + start
+        # name -> virDomain, saving a lookup per call; dropped on undefine (ours
+        # or anyone's: the REMOVED event) so a re-defined name is looked up again.
+        self._doms: dict[str, libvirt.virDomain] = {}
         self.host = "localhost"
         self._host_total = Resources()
 
@@ -143,6 +147,7 @@ class LibvirtDriver(Driver):
     def close(self) -> None:
         """Deregister events and close the connection (idempotent, never raises)."""
         conn, self._conn = self._conn, None
+        self._doms.clear()
         if conn is None:
             return
         with contextlib.suppress(libvirt.libvirtError):
@@ -164,6 +169,8 @@ class LibvirtDriver(Driver):
     def _on_lifecycle(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
         # libvirt event-loop thread.
         mapped = map_event(event, detail)
+        if mapped is not None and mapped[0] is EventKind.REMOVED:
+            self._doms.pop(dom.name(), None)
         if mapped is not None:
             self.emit(mapped[0], dom.name(), mapped[1], self.host)
 
@@ -179,8 +186,12 @@ class LibvirtDriver(Driver):
             raise translate(exc, driver=self.name, vm=vm, op=op) from exc
 
     def _domain(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
+        dom = self._doms.get(name)
+        if dom is not None:
+            return dom
         try:
-            return conn.lookupByName(name)
+            dom = self._doms[name] = conn.lookupByName(name)
+            return dom
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 raise VMNotFound(f"no VM named {name!r} on libvirt {self.uri!r}", driver=self.name, vm=name) from exc
@@ -227,25 +238,23 @@ class LibvirtDriver(Driver):
             raise CapacityExceeded(f"VM {spec.name!r} needs {want.as_dict()} but host {self.host!r} has "
                                    f"{self._host_total.as_dict()}", driver=self.name, vm=spec.name)
         with self._call("define", spec.name) as conn:
-            try:
-                conn.lookupByName(spec.name)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                    raise
-            else:
-                raise VMExists(f"VM {spec.name!r} is already defined on {self.uri!r}; undefine it first",
-                               driver=self.name, vm=spec.name)
+            # No lookup first: libvirt refuses a second domain of the same name
+            # (it gets a fresh UUID), which translate() maps to VMExists.
             dom = conn.defineXML(domain_xml(spec, domain_type=self.domain_type, arch=self.arch))
-            return self._info(dom)
+            self._doms[spec.name] = dom
+            if any(n.mac is None for n in spec.nics):
+                return self._info(dom)  # libvirt chose MACs: read them back
+            return VMInfo(spec.name, VMState.DEFINED, spec.vcpus, spec.memory_mb, spec.disk_gb, self.host,
+                          dom.UUIDString(), spec.nics, spec.metadata, self.name)
 
     def start(self, name: str) -> None:
         """See :meth:`Driver.start`; raises CapacityExceeded (recoverable) rather than over-commit."""
         with self._lock, self._call("start", name) as conn:
             dom = self._domain(conn, name)
-            if dom.isActive():
-                raise InvalidState(f"cannot start VM {name!r}: it is already running", driver=self.name, vm=name,
-                                   state="running")
-            _, max_kib, _, vcpus, _ = dom.info()
+            state, max_kib, _, vcpus, _ = dom.info()
+            if map_state(state, 0).is_active:
+                raise InvalidState(f"cannot start VM {name!r}: it is already active", driver=self.name, vm=name,
+                                   state=map_state(state, 0).value)
             want = Resources(vcpus, max_kib // 1024, 0)
             free = self._host_total - self._used(conn)
             if not (want.cpus <= free.cpus and want.memory_mb <= free.memory_mb):
@@ -295,6 +304,7 @@ class LibvirtDriver(Driver):
                                    driver=self.name, vm=name, state="running")
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                               | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            self._doms.pop(name, None)
 
     # --- optional --------------------------------------------------------------
 

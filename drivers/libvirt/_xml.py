@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from .._spec import NicSpec, VMSpec
 
@@ -15,34 +16,26 @@ __all__ = ["WIND_NS", "domain_xml", "parse_domain", "ParsedDomain", "nic_xml"]
 WIND_NS = "urn:wind:vm:1"
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attrs.items()})
-    if text is not None:
-        el.text = text
-    return el
+def _a(value: str) -> str:
+    """An XML attribute value, quoted and escaped."""
+    return quoteattr(value)
 
 
-def _nic(parent: ET.Element, nic: NicSpec, model: str | None) -> ET.Element:
+def _nic(nic: NicSpec, model: str | None) -> str:
     if nic.tap:
-        iface = _sub(parent, "interface", type="ethernet")
-        _sub(iface, "target", dev=nic.tap, managed="no")
+        head, src = "<interface type='ethernet'>", f"<target dev={_a(nic.tap)} managed='no'/>"
     elif nic.bridge:
-        iface = _sub(parent, "interface", type="bridge")
-        _sub(iface, "source", bridge=nic.bridge)
+        head, src = "<interface type='bridge'>", f"<source bridge={_a(nic.bridge)}/>"
     else:
-        iface = _sub(parent, "interface", type="network")
-        _sub(iface, "source", network=nic.network)
-    if nic.mac:
-        _sub(iface, "mac", address=nic.mac)
-    if model:
-        _sub(iface, "model", type=model)
-    return iface
+        head, src = "<interface type='network'>", f"<source network={_a(nic.network)}/>"
+    mac = f"<mac address={_a(nic.mac)}/>" if nic.mac else ""
+    mod = f"<model type={_a(model)}/>" if model else ""
+    return f"{head}{src}{mac}{mod}</interface>"
 
 
 def nic_xml(nic: NicSpec, *, domain_type: str = "qemu") -> str:
     """The ``<interface>`` element for one NIC (for attachDevice)."""
-    holder = ET.Element("x")
-    return ET.tostring(_nic(holder, nic, None if domain_type == "test" else "virtio"), encoding="unicode")
+    return _nic(nic, None if domain_type == "test" else "virtio")
 
 
 def domain_xml(spec: VMSpec, *, domain_type: str = "qemu", arch: str = "x86_64") -> str:
@@ -57,50 +50,38 @@ def domain_xml(spec: VMSpec, *, domain_type: str = "qemu", arch: str = "x86_64")
         The XML. The whole spec is kept in ``<metadata>`` (namespace
         :data:`WIND_NS`) so the driver can return NIC networks and labels later.
     """
+    # Built as text, not with ElementTree: it is on every define's path and
+    # ElementTree serialisation cost more than libvirt's own defineXML.
     test = domain_type == "test"
-    dom = ET.Element("domain", {"type": domain_type})
-    _sub(dom, "name", spec.name)
-    _sub(dom, "memory", str(spec.memory_mb), unit="MiB")
-    _sub(dom, "vcpu", str(spec.vcpus))
-    meta = _sub(dom, "metadata")
-    wind = ET.SubElement(meta, f"{{{WIND_NS}}}vm")
-    wind.text = json.dumps(spec.as_dict(), sort_keys=True)
-    os_ = _sub(dom, "os")
-    _sub(os_, "type", "hvm", **({} if test else {"arch": arch}))
+    stored = escape(json.dumps(spec.as_dict(), sort_keys=True))
+    os_type = "<type>hvm</type>" if test else f"<type arch={_a(arch)}>hvm</type>"
     if spec.kernel:
-        _sub(os_, "kernel", spec.kernel)
-        if spec.initrd:
-            _sub(os_, "initrd", spec.initrd)
-        if spec.cmdline:
-            _sub(os_, "cmdline", spec.cmdline)
+        boot = f"<kernel>{escape(spec.kernel)}</kernel>"
+        boot += f"<initrd>{escape(spec.initrd)}</initrd>" if spec.initrd else ""
+        boot += f"<cmdline>{escape(spec.cmdline)}</cmdline>" if spec.cmdline else ""
     else:
-        _sub(os_, "boot", dev="hd")
-    if not test:
-        _sub(_sub(dom, "features"), "acpi")
-    _sub(dom, "on_poweroff", "destroy")
-    _sub(dom, "on_reboot", "restart")
-    _sub(dom, "on_crash", "destroy")
-    devices = _sub(dom, "devices")
+        boot = "<boot dev='hd'/>"
+    devices = []
     if spec.image:
-        disk = _sub(devices, "disk", type="file", device="disk")
-        if not test:
-            fmt = "qcow2" if spec.image.endswith(".qcow2") else "raw"
-            _sub(disk, "driver", name="qemu", type=fmt)
-        _sub(disk, "source", file=spec.image)
-        _sub(disk, "target", dev="vda", bus="virtio")
-    for nic in spec.nics:
-        _nic(devices, nic, None if test else "virtio")
+        drv = "" if test else (f"<driver name='qemu' type="
+                               f"'{'qcow2' if spec.image.endswith('.qcow2') else 'raw'}'/>")
+        devices.append(f"<disk type='file' device='disk'>{drv}<source file={_a(spec.image)}/>"
+                       "<target dev='vda' bus='virtio'/></disk>")
+    devices.extend(_nic(n, None if test else "virtio") for n in spec.nics)
     if spec.console_log:
-        serial = _sub(devices, "serial", type="file")
-        _sub(serial, "source", path=spec.console_log)
-        _sub(serial, "target", port="0")
-        console = _sub(devices, "console", type="file")
-        _sub(console, "source", path=spec.console_log)
-        _sub(console, "target", type="serial", port="0")
+        path = _a(spec.console_log)
+        devices.append(f"<serial type='file'><source path={path}/><target port='0'/></serial>"
+                       f"<console type='file'><source path={path}/><target type='serial' port='0'/></console>")
     if not test:
-        _sub(devices, "memballoon", model="none")
-    ET.register_namespace("wind", WIND_NS)
-    return ET.tostring(dom, encoding="unicode")
+        devices.append("<memballoon model='none'/>")
+    return (
+        f"<domain type={_a(domain_type)}><name>{escape(spec.name)}</name>"
+        f"<memory unit='MiB'>{spec.memory_mb}</memory><vcpu>{spec.vcpus}</vcpu>"
+        f"<metadata><wind:vm xmlns:wind='{WIND_NS}'>{stored}</wind:vm></metadata>"
+        f"<os>{os_type}{boot}</os>{'' if test else '<features><acpi/></features>'}"
+        "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>"
+        f"<devices>{''.join(devices)}</devices></domain>"
+    )
 
 
 @dataclass(frozen=True)

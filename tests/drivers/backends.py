@@ -131,3 +131,37 @@ def _cloud_cleanup(driver: Driver) -> None:
 
 
 BACKENDS.append(pytest.param(Backend(make=_ec2_driver, cleanup=_cloud_cleanup), id="cloud-ec2-moto"))
+
+
+def _qemu_driver(tmp: Path) -> Driver:
+    from drivers.testing.daemons import ensure_libvirtd
+
+    ensure_libvirtd()  # leaves a running libvirtd alone; needs root
+    return LibvirtDriver(uri="qemu:///system", name=f"qemu-{tmp.name}"[:60], domain_type="qemu",
+                         cpus=2, memory_mb=1024)
+
+
+def _qemu_spec(name: str, tmp: Path) -> VMSpec:
+    from drivers.testing.guest import build_guest
+
+    guest = build_guest()
+    console = Path("/var/tmp/wind-guest/console")
+    console.mkdir(parents=True, exist_ok=True)
+    # Unique domain names: qemu:///system is shared by every test (and by anyone else on the host).
+    return VMSpec(name=name, vcpus=1, memory_mb=64, kernel=str(guest.kernel), initrd=str(guest.initrd),
+                  cmdline=guest.cmdline, metadata={"tenant": "acme", "app": "shop", "component": "web"},
+                  console_log=str(console / f"{tmp.name}-{name}.log"))
+
+
+def _qemu_cleanup(driver: Driver) -> None:
+    driver.connect()
+    for vm in driver.list():
+        if vm.name.startswith(("vm-", "big-", "huge")):
+            if vm.state.is_active:
+                driver.destroy(vm.name)
+            driver.undefine(vm.name)
+
+
+if __import__("os").environ.get("WIND_TRY_QEMU_CONFORMANCE"):
+    BACKENDS.append(pytest.param(Backend(make=_qemu_driver, spec=_qemu_spec, cleanup=_qemu_cleanup, timeout=60),
+                                 id="libvirt-qemu", marks=[pytest.mark.slow, pytest.mark.root]))

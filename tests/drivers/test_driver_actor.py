@@ -74,9 +74,10 @@ def test_an_error_from_the_driver_reaches_the_caller_and_the_actor_lives_on() ->
 
 
 def test_a_hung_backend_call_does_not_stall_another_driver_actor() -> None:
-    stuck_hv = SimHypervisor("stuck", faults={"hang_ops": {"list"}})
+    stuck_hv = SimHypervisor("stuck")
     stuck = start_driver_actor(lambda: SimDriver(hypervisor=stuck_hv))
     healthy = start_driver_actor(lambda: SimDriver(name="healthy"))
+    stuck_hv.inject(hang_ops={"list"})
     pending = stuck.proxy().list()  # blocks the stuck actor's thread
     for i in range(20):
         healthy.proxy().define(spec(f"vm-{i}")).get(timeout=2)

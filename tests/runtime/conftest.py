@@ -33,6 +33,14 @@ class NodeProcess:
         """SIGKILL the process and reap it."""
         self.proc.kill()
         self.proc.wait(timeout=10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
 
     def close(self) -> None:
         """Ask the process to stop (close its stdin), killing it if it does not."""
@@ -43,6 +51,7 @@ class NodeProcess:
             except (subprocess.TimeoutExpired, OSError):
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self._close_pipes()
 
 
 def start_node_process(name: str, keys_dir: Path, *extra: str, timeout: float = 20.0) -> NodeProcess:

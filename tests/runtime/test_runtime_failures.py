@@ -154,5 +154,5 @@ def test_a_remote_actor_linked_to_a_local_one_dies_with_it(local_node, peer):
     actor2 = _Linked.start()
     local_node.link(actor2, local_node.ref("crasher@peer1@proc"))
     local_node.ref("echo@peer1@proc").ask(Echo("sync"))
-    supervisors.kill(actor2) if hasattr(supervisors, "kill") else actor2.stop()
+    supervisors.kill(actor2)
     assert downs.get(timeout=5).reason == supervisors.KILLED

@@ -268,3 +268,25 @@ def test_add_restart_keeps_exactly_the_restarts_inside_the_window(times, period,
         expected = [t for t in times[: i + 1] if t >= now - period]
         assert sorted(restarts) == sorted(expected)
         assert intensity_exceeded(restarts, intensity) == (len(expected) > intensity)
+
+
+def test_a_start_returning_a_plain_pykka_actor_fails_and_that_actor_is_stopped():
+    import pykka
+
+    from supervisors import NotWatchableError
+
+    class Plain(pykka.ThreadingActor):
+        pass
+
+    started = []
+
+    def start_plain():
+        started.append(Plain.start())
+        return started[-1]
+
+    with pytest.raises(StartError) as info:
+        start_supervisor(SupFlags(), [ChildSpec(id="plain", start=start_plain)])
+    assert isinstance(info.value.reason, NotWatchableError)
+    from sup_helpers import wait_for
+
+    wait_for(lambda: not started[0].is_alive())

@@ -18,6 +18,7 @@ from supervisors import (
     StartError,
     WatchedActor,
     demonitor,
+    exit_signal,
     kill,
     link,
     monitor,
@@ -207,3 +208,51 @@ def test_kill_abandons_a_stuck_actor_which_then_takes_no_more_messages():
         reply.get(timeout=5)
     assert journal.of("stop") == []  # no hook runs after an abandon
     assert kill(ref) is False
+
+
+def test_an_exit_signal_from_a_remote_link_stops_a_non_trapping_actor_with_its_reason():
+    ref = Worker.start("a")
+    watch = Watch(ref)
+    exit_signal(ref, "remote-ref", "noconnection")
+    assert watch.down().reason == "noconnection"
+
+
+def test_an_exit_signal_reaches_a_trapping_actor_as_an_exit_message():
+    inbox: queue.Queue = queue.Queue()
+
+    class Trapper(WatchedActor):
+        trap_exits = True
+
+        def on_receive(self, message):
+            inbox.put(message)
+
+    ref = Trapper.start()
+    exit_signal(ref, "remote-ref", "noconnection")
+    assert inbox.get(timeout=5) == Exit("remote-ref", "noconnection")
+
+
+def test_proxies_work_and_a_failing_proxy_call_is_returned_not_a_crash():
+    class Api(WatchedActor):
+        def add(self, a, b):
+            return a + b
+
+        def fail(self):
+            raise Crash("refused")
+
+    proxy = Api.start().proxy()
+    assert proxy.add(1, 2).get(timeout=5) == 3
+    with pytest.raises(Crash):
+        proxy.fail().get(timeout=5)
+    assert proxy.add(2, 2).get(timeout=5) == 4
+
+
+def test_a_queued_ask_fails_with_actor_dead_when_an_exit_signal_stops_the_actor():
+    release = threading.Event()
+    ref = Worker.start("a")
+    ref.tell(("block", release))
+    wait_for(lambda: ref.actor_inbox.qsize() == 0)
+    pending = ref.ask("ping", block=False)
+    exit_signal(ref, "peer", "boom")
+    release.set()
+    with pytest.raises(pykka.ActorDeadError):
+        pending.get(timeout=5)

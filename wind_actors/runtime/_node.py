@@ -316,7 +316,8 @@ class Node:
         """Counters (drops by reason, deliveries...), peers and monitor counts."""
         return {"node": self.name, "address": self.address, "counters": dict(self.counters),
                 "peers": self.peers(), "rtt_ms": self.peer_rtt_ms(),
-                "monitors": self.monitors.counts(), "pending_asks": len(self._pending)}
+                "monitors": self.monitors.counts(), "pending_asks": len(self._pending),
+                "curve_rejected": self._zap.rejected if self._zap is not None else 0}
 
     # -- fault injection --------------------------------------------------------------------------
 
@@ -499,16 +500,17 @@ class Node:
 
     def publish(self, event: NodeUp | NodeDown) -> None:
         """Tell subscribers about a membership change and wake connect() waiters."""
+        _log.info("nodeup" if isinstance(event, NodeUp) else "nodedown", node=self.name,
+                  peer=event.name, reason=getattr(event, "reason", None))
+        for callback in list(self._subscribers):
+            self.notifier.post(callback, event)
+        # after the subscribers: a connect() waiter may subscribe as soon as it wakes
         if isinstance(event, NodeUp):
             self._peer_events.setdefault(event.name, threading.Event()).set()
         else:
             ev = self._peer_events.get(event.name)
             if ev is not None:
                 ev.clear()
-        _log.info("nodeup" if isinstance(event, NodeUp) else "nodedown", node=self.name,
-                  peer=event.name, reason=getattr(event, "reason", None))
-        for callback in list(self._subscribers):
-            self.notifier.post(callback, event)
 
     def take_pending(self, corr: int) -> _Pending | None:
         """Remove and return the pending ask ``corr`` (its owner completes it)."""

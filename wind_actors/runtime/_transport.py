@@ -48,6 +48,7 @@ class TransportHandler(Protocol):
     def on_tick(self, now: float) -> float: ...
     def on_link_lost(self, peer: str, why: str) -> None: ...
     def resolve(self, peer: str) -> tuple[str, bytes | None] | None: ...
+    def want(self, peer: str) -> None: ...
 
 
 class _Outbound:
@@ -214,6 +215,7 @@ class Transport:
     def _send_batch(self, peer: str, envelopes: list[list[Any]]) -> None:
         if peer in self._blocked:
             self.counters["blocked_out"] += len(envelopes)
+            self._handler.want(peer)  # so a send into a partition fails like a failed connect
             return
         out = self._outbound(peer)
         if out is None:

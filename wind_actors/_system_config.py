@@ -1,0 +1,236 @@
+"""The ``[agent]``, ``[controller]`` and ``[client]`` config sections (issue 5).
+
+They are registered in :data:`wind_actors.config.SECTIONS`, so ``load_config`` returns them as
+``WindConfig.agent`` / ``.controller`` / ``.client``. Relative paths are taken from the config
+file's directory.
+
+Example agent (one per site)::
+
+    [agent]
+    site = "dc-1"                       # the site's name in the pool
+    controller = "controller@hq"        # the controller's node name (its address in [node.peers])
+    driver = "sim"                      # sim | libvirt | libcloud | a plug-in's name
+    region = "eu"
+    report_interval = 1.0               # seconds between capacity/inventory/health reports
+    [agent.labels]
+    storage = "ssd"
+    [agent.driver_options]              # keyword configuration of the driver
+    hosts = 1000
+    # libvirt: uri = "test:///default", or host_xml = "../hosts/small.xml" (a test:/// host)
+
+Example controller::
+
+    [controller]
+    store = "state/wind.db"             # SQLite file of the desired state
+    site_timeout = 5.0                  # a site silent this long is marked down
+    [controller.tenants]
+    acme = "a-long-random-token-for-acme"
+
+Example client (``wind app ...``, ``wind sites``)::
+
+    [client]
+    controller = "controller@hq"
+    token = "a-long-random-token-for-acme"   # or $WIND_TOKEN
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from wind_actors.errors import ConfigError
+
+__all__ = ["AgentConfig", "ControllerConfig", "ClientConfig"]
+
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_NODE = re.compile(r"^[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$")
+
+
+def _fail(section: str, field: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"[{section}] {field} = {value!r} is not allowed; {allowed}",
+                       section=section, field=field)
+
+
+def _check_keys(section: str, cls: type, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _fail(section, f"[{section}]", data, "use a table")
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise _fail(section, key, data[key], f"known fields are {', '.join(sorted(known))}")
+    return dict(data)
+
+
+def _seconds(section: str, field: str, value: Any, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise _fail(section, field, value, f"use seconds between {lo} and {hi}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """The ``[agent]`` section: which site this agent runs and how it reports.
+
+    Attributes:
+        site: the site's name in the pool (letters, digits, ``._-``).
+        controller: the controller's node name; its address goes in ``[node.peers]``.
+        driver: the driver plug-in (``sim``, ``libvirt``, ``libcloud`` ...). Default ``sim``.
+        driver_options: the driver's keyword configuration. For libvirt, ``host_xml`` (a path)
+            is turned into ``uri = "test:///ABS/PATH"``. For sim, ``endpoint`` defaults to
+            the site name.
+        region: the site's region. Default ``default``.
+        labels: ``key = "value"`` labels descriptors select on.
+        report_interval: seconds between full reports to the controller. Default 1.0.
+        vm_restart_intensity: VM restarts allowed per ``vm_restart_period`` before the VM
+            supervisors give up (then the agent's tree restarts them). Default 100.
+        vm_restart_period: seconds. Default 10.
+    """
+
+    site: str
+    controller: str
+    driver: str = "sim"
+    driver_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    region: str = "default"
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    report_interval: float = 1.0
+    vm_restart_intensity: int = 100
+    vm_restart_period: float = 10.0
+
+    def __post_init__(self) -> None:
+        s = "agent"
+        if not isinstance(self.site, str) or not _SITE.match(self.site):
+            raise _fail(s, "site", self.site, "use 1-63 letters, digits and '._-', e.g. dc-1")
+        if not isinstance(self.controller, str) or not _NODE.match(self.controller):
+            raise _fail(s, "controller", self.controller, "use the controller's node name, "
+                        "e.g. controller@hq")
+        if not isinstance(self.driver, str) or not self.driver:
+            raise _fail(s, "driver", self.driver, "use a driver name such as sim or libvirt")
+        if not isinstance(self.driver_options, dict):
+            raise _fail(s, "driver_options", self.driver_options, "use a table")
+        if not isinstance(self.region, str) or not self.region:
+            raise _fail(s, "region", self.region, "use a non-empty string")
+        if not isinstance(self.labels, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.labels.items()):
+            raise _fail(s, "labels", self.labels, 'use a table of key = "value" strings')
+        _seconds(s, "report_interval", self.report_interval, 0.05, 3600)
+        _seconds(s, "vm_restart_period", self.vm_restart_period, 0.1, 86400)
+        n = self.vm_restart_intensity
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
+            raise _fail(s, "vm_restart_intensity", n, "use an integer between 1 and 1000000")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
+        """Build from a parsed ``[agent]`` table.
+
+        Raises:
+            ConfigError: an unknown field, a missing one, or an invalid value.
+        """
+        values = _check_keys("agent", cls, data)
+        for required in ("site", "controller"):
+            if required not in values:
+                raise _fail("agent", required, None, "this field is required")
+        options = dict(values.get("driver_options") or {})
+        host_xml = options.pop("host_xml", None)
+        if host_xml is not None:
+            path = Path(host_xml)
+            if base_dir is not None and not path.is_absolute():
+                path = base_dir / path
+            options["uri"] = "test://" + str(path.resolve())
+        values["driver_options"] = options
+        return cls(**values)
+
+    def driver_config(self) -> dict[str, Any]:
+        """The keyword configuration handed to the driver (with per-driver defaults)."""
+        options = dict(self.driver_options)
+        options.setdefault("name", self.site)
+        if self.driver == "sim":
+            options.setdefault("endpoint", self.site)
+        return options
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerConfig:
+    """The ``[controller]`` section: where desired state lives and who the tenants are.
+
+    Attributes:
+        store: the SQLite file (relative to the config file).
+        tenants: ``tenant = "token"`` (tokens of at least 16 characters).
+        site_timeout: seconds without a report before a site counts as down. Default 5.
+        tick: seconds between the application actors' reconciliation passes. Default 0.5.
+    """
+
+    store: str
+    tenants: dict[str, str]
+    site_timeout: float = 5.0
+    tick: float = 0.5
+
+    def __post_init__(self) -> None:
+        s = "controller"
+        if not isinstance(self.store, str) or not self.store:
+            raise _fail(s, "store", self.store, "use a file path, e.g. state/wind.db")
+        if not isinstance(self.tenants, dict) or not self.tenants:
+            raise _fail(s, "tenants", self.tenants, 'add [controller.tenants] NAME = "TOKEN"')
+        for name, token in self.tenants.items():
+            if not isinstance(token, str) or len(token) < 16:
+                raise _fail(s, f"tenants.{name}", "<hidden>", "use a token of 16 or more characters")
+        _seconds(s, "site_timeout", self.site_timeout, 0.1, 86400)
+        _seconds(s, "tick", self.tick, 0.01, 60)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:
+        """Build from a parsed ``[controller]`` table; ``store`` is resolved against ``base_dir``.
+
+        Raises:
+            ConfigError: an unknown field, a missing one, or an invalid value.
+        """
+        values = _check_keys("controller", cls, data)
+        for required in ("store", "tenants"):
+            if required not in values:
+                raise _fail("controller", required, None, "this field is required")
+        store = values["store"]
+        if isinstance(store, str) and store != ":memory:" and base_dir is not None \
+                and not Path(store).is_absolute():
+            values["store"] = str((base_dir / store).resolve())
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientConfig:
+    """The ``[client]`` section: which controller to talk to, and as which tenant.
+
+    Attributes:
+        controller: the controller's node name (its address in ``[node.peers]``).
+        token: the tenant token; ``$WIND_TOKEN`` overrides it. Never logged.
+        timeout: seconds to wait for each answer. Default 30.
+    """
+
+    controller: str
+    token: str | None = dataclasses.field(default=None, repr=False)
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.controller, str) or not _NODE.match(self.controller):
+            raise _fail("client", "controller", self.controller,
+                        "use the controller's node name, e.g. controller@hq")
+        if self.token is not None and not isinstance(self.token, str):
+            raise _fail("client", "token", "<hidden>", "use a string")
+        _seconds("client", "timeout", self.timeout, 0.1, 3600)
+
+    @property
+    def effective_token(self) -> str | None:
+        """``$WIND_TOKEN`` if set, else the configured token."""
+        return os.environ.get("WIND_TOKEN") or self.token
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> ClientConfig:
+        """Build from a parsed ``[client]`` table.
+
+        Raises:
+            ConfigError: an unknown field or an invalid value.
+        """
+        values = _check_keys("client", cls, data)
+        if "controller" not in values:
+            raise _fail("client", "controller", None, "this field is required")
+        return cls(**values)

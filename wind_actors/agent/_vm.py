@@ -1,0 +1,193 @@
+"""VMActor: owns one VM and keeps it in the state the controller wants.
+
+When the hypervisor reports that the VM stopped without Wind asking (a crash, or a kill behind
+its back) and the restart policy wants it back, the actor *fails* with
+:class:`~wind_actors.errors.VMCrashed`; its supervisor (permanent for ``always``, transient for
+``on-failure``, temporary for ``never``) restarts it, and the new incarnation brings the VM back
+when it starts. When the policy says to leave it stopped, the actor stays, holding the VM's state
+for reports, so nothing loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from drivers import EventKind, VMEvent, VMSpec
+from drivers.errors import DriverError, VMNotFound
+from supervisors import WatchedActor
+from wind_actors.errors import VMCrashed
+from wind_actors.protocol import vm_actor_name
+
+from ._context import SiteContext, VMChanged
+from ._policy import ACTIVE, classify_stop, converge_action, restart_wanted
+
+__all__ = ["VMActor", "Teardown"]
+
+_log = structlog.get_logger("wind.agent.vm")
+
+#: Seconds to wait for one driver call (the driver actor serializes calls to the endpoint).
+DRIVER_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class _Converge:
+    """Told to itself at start: bring the VM to the wanted state (off the supervisor's path)."""
+
+
+@dataclass(frozen=True)
+class Teardown:
+    """Asked by the site actor before removing this VM: destroy and undefine it, expectedly."""
+
+
+class VMActor(WatchedActor):
+    """The actor of one VM (registered on its node as ``vm.NAME``).
+
+    Args:
+        ctx: the agent's shared :class:`SiteContext`.
+        spec: the VM's ``VMSpec.as_dict()``.
+        restart: ``always`` | ``on-failure`` | ``never``.
+
+    Hooks run on this actor's thread. ``on_start`` only registers the actor and tells itself to
+    converge, so a supervisor starting a thousand VM actors is never held up by the hypervisor;
+    a recoverable driver error while converging crashes the actor (restarted with backoff), a
+    permanent one (no capacity, invalid spec) leaves it holding state ``failed``.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, ctx: SiteContext, spec: dict[str, Any], restart: str) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.spec = VMSpec.from_dict(spec)
+        self.name = self.spec.name
+        self.restart = restart
+        self.state = "unknown"
+        self.host: str | None = None
+        self.detail = ""
+        self.restarts = 0
+        self._expect_stop = False
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.restarts = self.ctx.add_vm(self.name, self.actor_ref)
+        self.ctx.node.register(vm_actor_name(self.name), self.actor_ref)
+        self.actor_ref.tell(_Converge())
+
+    def on_stop(self) -> None:
+        self._leave()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        self.ctx.drop_vm(self.name, self.actor_ref)
+        if self.ctx.node.whereis(vm_actor_name(self.name)) is self.actor_ref:
+            self.ctx.node.unregister(vm_actor_name(self.name))
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, VMEvent):
+            return self._on_event(message)
+        if isinstance(message, _Converge):
+            return self._converge()
+        if isinstance(message, Teardown):
+            return self._teardown()
+        if message == "describe":
+            return self.describe()
+        return None
+
+    # -- behaviour ----------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Returns: the VM as this actor knows it (plain data)."""
+        return {"name": self.name, "state": self.state, "host": self.host, "detail": self.detail,
+                "restarts": self.restarts, "restart": self.restart}
+
+    def _report(self, state: str, detail: str = "") -> None:
+        self.state, self.detail = state, detail
+        self.ctx.tell_site(VMChanged(self.name, state, self.host, detail, self.restarts))
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """Call the driver actor; a dead driver actor is a recoverable failure of ours."""
+        try:
+            return getattr(self.ctx.driver(), method)(*args).get(timeout=DRIVER_TIMEOUT)
+        except pykka.ActorDeadError as exc:
+            raise VMCrashed(f"driver of site {self.ctx.site} is restarting", vm=self.name,
+                            recoverable=True) from exc
+
+    def _info(self) -> Any:
+        try:
+            return self._call("info", self.name)
+        except VMNotFound:
+            return None
+
+    def _converge(self) -> None:
+        try:
+            info = self._info()
+            observed = info.state.value if info is not None else None
+            action = converge_action(observed, self.restart, first=self.restarts == 0)
+            if action == "define_start":
+                self._call("define", self.spec)
+                self._call("start_vm", self.name)
+            elif action == "start":
+                self._call("start_vm", self.name)
+            if action in ("define_start", "start"):
+                info = self._info()
+            self.host = info.host if info is not None else None
+            state = info.state.value if info is not None else "missing"
+        except DriverError as exc:
+            if exc.recoverable:
+                raise  # crash: the supervisor restarts us (with backoff) and we try again
+            _log.error("vm.failed", vm=self.name, site=self.ctx.site, error=str(exc))
+            self._report("failed", str(exc))
+            return
+        verb = {"define_start": "created", "start": "restarted", "watch": "adopted",
+                "hold": "left stopped"}[action]
+        _log.info(f"vm.{verb.replace(' ', '_')}", vm=self.name, site=self.ctx.site, state=state,
+                  restarts=self.restarts)
+        self._report(state, "" if action != "hold" else f"restart policy {self.restart}")
+
+    def _on_event(self, event: VMEvent) -> None:
+        kind = event.kind
+        if event.host:
+            self.host = event.host
+        if kind in (EventKind.STARTED, EventKind.RESUMED, EventKind.MIGRATED):
+            if self.state != "running":
+                self._report("running", event.detail)
+            return
+        if kind == EventKind.SUSPENDED:
+            self._report("paused", event.detail)
+            return
+        if kind not in (EventKind.STOPPED, EventKind.CRASHED, EventKind.REMOVED) or self._expect_stop:
+            return
+        # Events may be stale (emitted before our own start); trust the hypervisor's state now.
+        info = self._info()
+        if info is not None and info.state.value in ACTIVE:
+            return
+        state = classify_stop(kind.value, event.detail)
+        _log.warning("vm.stopped_unexpectedly", vm=self.name, site=self.ctx.site, state=state,
+                     detail=event.detail, restart=self.restart)
+        self._report(state, event.detail or kind.value)
+        if restart_wanted(self.restart, state):
+            raise VMCrashed(f"VM {self.name} {state} ({event.detail or kind.value}) at site "
+                            f"{self.ctx.site}; restart policy {self.restart} brings it back",
+                            vm=self.name, site=self.ctx.site)
+
+    def _teardown(self) -> dict[str, Any]:
+        """Destroy (if active) and undefine the VM; events this causes are expected."""
+        self._expect_stop = True
+        info = self._info()
+        if info is not None:
+            if info.state.value in ACTIVE:
+                self._call("destroy", self.name)
+            try:
+                self._call("undefine", self.name)
+            except VMNotFound:
+                pass
+        self.ctx.drop_vm(self.name, self.actor_ref, forget=True)
+        self._report("removed")
+        return {"removed": self.name, "existed": info is not None}

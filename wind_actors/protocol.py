@@ -1,0 +1,258 @@
+"""The wire messages between clients, the controller and the site agents (all version 1).
+
+Only plain data crosses the wire: every field below is a str, number, bool, None, a tuple of
+those, a dict of those, or a ref. Replies to asks are plain dicts; a refused request is answered
+with :func:`error_reply` (``{"error": {"type", "message", ...}}``) rather than an exception, so
+structured detail (descriptor problems, placement explanations) reaches the client intact.
+
+Who sends what::
+
+    client ──Deploy/Status/Undeploy/Sites/GetOperation/KillInstance──▶ controller   (ask)
+    agent  ──SiteReport (every report_interval), VMUpdates (batched)──▶ controller   (tell)
+    controller ──EnsureVMs/RemoveVMs/ListVMs/KillVM/PlanPush──▶ site@agent         (ask)
+
+Actor names: the controller registers ``controller``; each agent registers ``site.SITE`` and one
+``vm.VMNAME`` per VM actor, so ``vm.acme.web.db-0@agent@dc-1`` reaches the VM actor of that VM
+(the application actors watch them with remote monitors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wind_actors.runtime import RemoteRef, message
+
+__all__ = [
+    "CONTROLLER_ACTOR", "site_actor_name", "vm_actor_name",
+    "SiteReport", "VMUpdates", "EnsureVMs", "RemoveVMs", "ListVMs", "KillVM", "PlanPush",
+    "Deploy", "Status", "Undeploy", "Sites", "GetOperation", "KillInstance",
+    "error_reply", "is_error",
+]
+
+CONTROLLER_ACTOR = "controller"
+"""The name the controller actor is registered under on the controller node."""
+
+
+def site_actor_name(site: str) -> str:
+    """Returns: the registered name of a site's actor on its agent node (``site.SITE``)."""
+    return f"site.{site}"
+
+
+def vm_actor_name(vm: str) -> str:
+    """Returns: the registered name of a VM's actor on its agent node (``vm.VMNAME``)."""
+    return f"vm.{vm}"
+
+
+# -- agent -> controller ------------------------------------------------------------------------
+
+
+@message("wind.agent.site_report", version=1)
+@dataclass(frozen=True)
+class SiteReport:
+    """A site's full report: capacity, inventory and health (told every ``report_interval``).
+
+    Attributes:
+        site: the site name.
+        agent: a ref to the site actor (the controller asks it to place and remove VMs).
+        report: ``services.SiteReport.to_mapping()``: hosts, region, labels, health, driver,
+            ``rtt_ms`` keyed by *node* name (the controller maps nodes to sites).
+        vms: the inventory, one dict per VM: ``name, state, host, managed, restarts, detail``.
+        seq: increases with every report of this agent incarnation.
+        started_at: when this agent incarnation started (wall clock), to tell restarts apart.
+    """
+
+    site: str
+    agent: RemoteRef
+    report: dict
+    vms: tuple
+    seq: int
+    started_at: float
+
+
+@message("wind.agent.vm_updates", version=1)
+@dataclass(frozen=True)
+class VMUpdates:
+    """VM state changes since the last batch (told within ~0.1 s of the change).
+
+    Attributes:
+        site: the site name.
+        updates: one dict per change: ``name, state, host, detail, restarts``; ``state`` is a
+            driver VM state value, or ``removed``/``failed``.
+    """
+
+    site: str
+    updates: tuple
+
+
+# -- controller -> agent ------------------------------------------------------------------------
+
+
+@message("wind.agent.ensure_vms", version=1)
+@dataclass(frozen=True)
+class EnsureVMs:
+    """Make sure each VM has a VM actor keeping it running (idempotent).
+
+    Attributes:
+        vms: one dict per VM: ``spec`` (``drivers.VMSpec.as_dict()``) and ``restart``
+            (``always`` | ``on-failure`` | ``never``).
+
+    Reply: ``{"started": [names], "present": [names], "failed": {name: message}}``.
+    """
+
+    vms: tuple
+
+
+@message("wind.agent.remove_vms", version=1)
+@dataclass(frozen=True)
+class RemoveVMs:
+    """Stop each VM's actor, then destroy and undefine the VM (idempotent; absent is fine).
+
+    Reply: ``{"removed": [names], "absent": [names], "failed": {name: message}}``.
+    """
+
+    names: tuple
+
+
+@message("wind.agent.list_vms", version=1)
+@dataclass(frozen=True)
+class ListVMs:
+    """Ask for the site's inventory now. Reply: ``{"site", "vms": [vm dicts]}``."""
+
+    managed_only: bool = True
+
+
+@message("wind.agent.kill_vm", version=1)
+@dataclass(frozen=True)
+class KillVM:
+    """Fault injection: kill a VM *through the hypervisor*, behind its VM actor's back
+    (the sim's crash injection on sim sites, a driver ``destroy`` elsewhere).
+
+    Reply: ``{"killed": name, "how": "sim crash" | "destroy"}``.
+    """
+
+    name: str
+
+
+@message("wind.agent.plan", version=1)
+@dataclass(frozen=True)
+class PlanPush:
+    """The overlay plan for this site (issue 6 fills it in; accepted and stored now).
+
+    Attributes:
+        plan: the site's desired overlay state as plain data.
+        generation: increases with every plan change.
+    """
+
+    plan: dict
+    generation: int
+
+
+# -- client -> controller -----------------------------------------------------------------------
+
+
+@message("wind.ctl.deploy", version=1)
+@dataclass(frozen=True)
+class Deploy:
+    """Deploy an application (idempotent).
+
+    Attributes:
+        token: the tenant token (never logged).
+        descriptor: the YAML text of the descriptor.
+        op_key: an idempotency key; the same key returns the same operation.
+
+    Reply: ``{"op", "app", "state", "placement": [slot dicts], "vms"}``; ``state`` is
+    ``deploying``, or ``unchanged`` when the same descriptor is already deployed.
+    """
+
+    token: str = field(repr=False)
+    descriptor: str
+    op_key: str | None = None
+
+
+@message("wind.ctl.status", version=1)
+@dataclass(frozen=True)
+class Status:
+    """Status of one application (``app``) or of all the tenant's applications (None).
+
+    Reply: ``{"apps": [{"app", "state", "op", "vms": [{"name", "instance", "component",
+    "site", "host", "state", "restarts", "detail"}], "running", "total"}]}``.
+    """
+
+    token: str = field(repr=False)
+    app: str | None = None
+
+
+@message("wind.ctl.undeploy", version=1)
+@dataclass(frozen=True)
+class Undeploy:
+    """Undeploy an application (idempotent: an app this tenant already undeployed is fine).
+
+    Reply: ``{"op", "app", "state"}``; ``state`` is ``undeploying`` or ``undeployed``.
+    """
+
+    token: str = field(repr=False)
+    app: str
+    op_key: str | None = None
+
+
+@message("wind.ctl.sites", version=1)
+@dataclass(frozen=True)
+class Sites:
+    """The pool, one row per site. Reply: ``{"sites": [row dicts]}`` (see ``Pool.table``)."""
+
+    token: str = field(repr=False)
+
+
+@message("wind.ctl.operation", version=1)
+@dataclass(frozen=True)
+class GetOperation:
+    """An operation's progress. Reply: ``{"op", "kind", "app", "state", "detail"}``;
+    ``state`` is ``running``, ``done`` or ``failed``; ``detail`` has ``total``/``running``."""
+
+    token: str = field(repr=False)
+    op: str
+
+
+@message("wind.ctl.kill_instance", version=1)
+@dataclass(frozen=True)
+class KillInstance:
+    """Fault injection: kill one instance of an application through its site's hypervisor.
+
+    Reply: ``{"killed": vm name, "site", "how"}``.
+    """
+
+    token: str = field(repr=False)
+    app: str
+    instance: str
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+def error_reply(exc: BaseException) -> dict[str, Any]:
+    """Turn an error into a reply the client turns back into the same error class.
+
+    Returns:
+        ``{"error": {"type", "message", "problems"?, "explanation"?, "features"?}}``.
+    """
+    body: dict[str, Any] = {"type": type(exc).__name__,
+                            "message": getattr(exc, "message", None) or str(exc)}
+    problems = getattr(exc, "problems", None)
+    if problems is not None:
+        body["problems"] = [{"path": p.path, "found": p.found, "allowed": p.allowed} for p in problems]
+    explanation = getattr(exc, "explanation", None)
+    if explanation is not None and hasattr(explanation, "to_mapping"):
+        body["explanation"] = explanation.to_mapping()
+        body["message"] = str(explanation)
+    features = getattr(exc, "features", None)
+    if features is not None:
+        body["features"] = list(features)
+    if getattr(exc, "recoverable", None) is not None:
+        body["recoverable"] = bool(exc.recoverable)  # type: ignore[attr-defined]
+    return {"error": body}
+
+
+def is_error(reply: Any) -> bool:
+    """Returns: whether ``reply`` is an :func:`error_reply`."""
+    return isinstance(reply, dict) and "error" in reply and isinstance(reply["error"], dict)
