@@ -162,6 +162,10 @@ def _qemu_cleanup(driver: Driver) -> None:
             driver.undefine(vm.name)
 
 
-if __import__("os").environ.get("WIND_TRY_QEMU_CONFORMANCE"):
+# libvirt on real QEMU is opt-in (WIND_QEMU_CONFORMANCE=1, as root): 24 of its 28 contract tests pass in
+# ~90 s, and 4 cannot here: the suite's NICs name host bridges (br-wind, br-two) that do not exist, a
+# diskless kernel-boot guest cannot take libvirt's internal snapshot, and a shutdown sent right after
+# start arrives before the guest's acpid listens. tests/drivers/test_qemu_boot.py covers real QEMU in CI.
+if __import__("os").environ.get("WIND_QEMU_CONFORMANCE"):
     BACKENDS.append(pytest.param(Backend(make=_qemu_driver, spec=_qemu_spec, cleanup=_qemu_cleanup, timeout=60),
                                  id="libvirt-qemu", marks=[pytest.mark.slow, pytest.mark.root]))

@@ -126,6 +126,8 @@ def test_a_100_mib_frame_is_cut_by_zeromq_and_the_node_keeps_serving(local_node,
         assert monitor.poll(20000), "ZeroMQ did not cut the 100 MiB frame"
         events.append(recv_monitor_message(monitor)["event"])
     flood.disable_monitor()
+    monitor.close(0)
+    flood.close(0)
 
     peer = spawn("peer1@proc")
     local_node.connect(peer.name, peer.address)

@@ -53,7 +53,20 @@ def test_an_application_is_placed_whole_or_not_at_all_and_the_pool_is_left_untou
     exp = info.value.explanation
     assert (exp.component, exp.instance) == ("web", "web-2")
     assert dict(exp.excluded) == {"anti_affinity with web (site)": 2}
+    assert "an exhaustive search found no placement" in exp.notes
     assert info.value.recoverable
+
+
+def test_components_with_affinity_to_each_other_end_up_together():
+    pool = Pool.from_reports([site("a"), site("b"), site("c")])
+    request = app("  web: {image: w, count: 2, placement: {affinity: [cache]}}\n"
+                  "  cache: {image: c, count: 2, placement: {affinity: [web], anti_affinity: [cache]}}\n",
+                  policy="spread")
+    slots = schedule(pool, request).by_instance()
+    cache_sites = {slots["cache-0"].site, slots["cache-1"].site}
+    assert len(cache_sites) == 2
+    assert {slots["web-0"].site, slots["web-1"].site} <= cache_sites
+    assert cache_sites <= {slots["web-0"].site, slots["web-1"].site}
 
 
 def test_the_explanation_counts_how_many_sites_each_rule_excluded():
@@ -243,7 +256,7 @@ def test_sites_named_in_where_but_missing_from_the_pool_are_mentioned():
     with pytest.raises(PlacementFailed) as info:
         schedule(pool, app("  w: {image: x, placement: {where: {sites: [atlantis]}}}\n"))
     assert any("atlantis" in note for note in info.value.explanation.notes)
-    assert any("exhaustive" in note for note in info.value.explanation.notes)
+    assert any("no placement exists" in note for note in info.value.explanation.notes)
 
 
 def test_a_search_that_runs_out_of_budget_says_a_placement_might_exist():
@@ -253,3 +266,14 @@ def test_a_search_that_runs_out_of_budget_says_a_placement_might_exist():
     with pytest.raises(PlacementFailed) as info:
         Scheduler(pool, search_budget=500).place(request)
     assert any("budget" in note for note in info.value.explanation.notes)
+
+
+def test_an_application_wide_where_applies_to_every_component():
+    pool = Pool.from_reports([site("eu1", region="eu"), site("us1", region="us", driver="libcloud")])
+    request = parse_descriptor("tenant: acme\napplication: x\nplacement: {where: {regions: [eu]}}\n"
+                               "components:\n  a: {image: x}\n  b: {image: x, placement: {where: {kinds: [cloud]}}}\n")
+    with pytest.raises(PlacementFailed) as info:
+        schedule(pool, request)
+    exp = info.value.explanation
+    assert exp.component == "b"
+    assert dict(exp.excluded) == {"placement.where.regions": 1, "components.b.placement.where.kinds": 1}

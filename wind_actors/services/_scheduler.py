@@ -18,7 +18,7 @@ before ``PlacementFailed`` is raised; the pool is left exactly as it was.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from ..errors import PlacementFailed
@@ -113,7 +113,8 @@ class Scheduler:
         Args:
             app: the validated descriptor.
             existing: ``instance id -> Slot`` already running; they count for every rule, and
-                their resources are assumed to be in the pool already.
+                their resources are assumed to be in the pool already. Those on sites or hosts
+                missing from the pool are neither counted nor placed again (reconcile: lost).
             commit: keep the new placements reserved (False: only compute them).
 
         Returns:
@@ -134,15 +135,16 @@ class Scheduler:
         explanation = self._greedy(run, todo)
         if explanation is not None:
             run.rollback()
-            found = None
-            if all(run.plans[c].candidates for _, c in todo):
-                found = search(run, todo, self.search_budget, self._search_key(run))
+            hopeless = not all(run.plans[c].candidates for _, c in todo)
+            found = None if hopeless else search(run, todo, self.search_budget, self._search_key(run))
             if not found:
-                note = ("the search budget ran out before every placement was tried; one may exist"
-                        if found is None and all(run.plans[c].candidates for _, c in todo)
-                        else "an exhaustive search found no placement")
-                raise PlacementFailed(Explanation(**{**explanation.__dict__,
-                                                     "notes": explanation.notes + (note,)}),
+                if hopeless:
+                    note = "a component has no site passing its static rules, so no placement exists"
+                elif found is None:
+                    note = "the search budget ran out before every placement was tried; one may exist"
+                else:
+                    note = "an exhaustive search found no placement"
+                raise PlacementFailed(replace(explanation, notes=explanation.notes + (note,)),
                                       tenant=app.tenant, app=app.name)
         slots = []
         for iid, comp in todo:

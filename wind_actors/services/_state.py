@@ -68,19 +68,20 @@ class PoolState:
         ud = 1.0 - (self.fd[s] - d) * idd if idd else 0.0
         return max(uc, um, ud)
 
-    def take(self, s: int, h: int, c: int, m: int, d: int) -> None:
+    def take(self, s: int, h: int, c: int, m: int, d: int, vms: int = 1) -> None:
+        """Reserve ``(c, m, d)`` for ``vms`` VMs on host ``h`` of site ``s`` (negative gives back)."""
         self.hc[s][h] -= c
         self.hm[s][h] -= m
         self.hd[s][h] -= d
-        self.hvms[s][h] += 1
+        self.hvms[s][h] += vms
         self.fc[s] -= c
         self.fm[s] -= m
         self.fd[s] -= d
         self.version[s] += 1
 
     def give(self, s: int, h: int, c: int, m: int, d: int) -> None:
-        self.take(s, h, -c, -m, -d)
-        self.hvms[s][h] -= 2  # take() counted one more VM; giving back removes it
+        """Release what ``take`` reserved for one VM."""
+        self.take(s, h, -c, -m, -d, -1)
 
     def to_pool(self) -> Pool:
         """Returns: the pool as this state sees it (reserved resources included)."""

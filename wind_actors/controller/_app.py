@@ -1,0 +1,210 @@
+"""AppActor: one tenant application on the controller, watching its VMs through remote monitors.
+
+On every tick it reconciles the stored desired state against what the sites report
+(``services.reconcile``): VMs running where they should are adopted (a remote monitor on their
+VM actor), missing ones are asked for (``EnsureVMs``, idempotent on the agent), duplicates are
+removed. A controller restarted after SIGKILL starts one AppActor per stored application and
+they adopt what still runs: nothing is lost and nothing is started twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from supervisors import Down, WatchedActor
+from wind_actors.errors import WindError
+from wind_actors.protocol import EnsureVMs, RemoveVMs, vm_actor_name
+from wind_actors.services import DesiredVM, Store, parse_descriptor, reconcile
+
+from ._views import ALIVE, Snapshot, app_prefix, observed_for, vm_spec
+
+__all__ = ["AppActor", "Reconcile", "StartUndeploy"]
+
+_log = structlog.get_logger("wind.controller.app")
+
+#: Seconds before an EnsureVMs for the same VM is sent again while it is not seen running.
+RESEND_AFTER = 5.0
+#: Seconds to wait for a site to remove an application's VMs.
+REMOVE_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Told by the controller on every tick: the sites as they are now."""
+
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
+class StartUndeploy:
+    """Told by the controller: remove every VM of this application, then forget it."""
+
+    op: str
+
+
+class AppActor(WatchedActor):
+    """The actor of one application (a transient child of the controller's app supervisor).
+
+    Args:
+        node: the controller's node (for refs and monitors).
+        store: the desired-state store.
+        tenant: the owning tenant.
+        app: the application name.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, node: Any, store: Store, tenant: str, app: str) -> None:
+        super().__init__()
+        self.node = node
+        self.store = store
+        self.tenant = tenant
+        self.app = app
+        self.prefix = app_prefix(tenant, app)
+        self._monitors: dict[str, str] = {}   # vm name -> monitor id
+        self._sent: dict[str, float] = {}     # vm name -> when EnsureVMs was last sent
+        self._undeploy_op: str | None = None
+        self._snapshot = Snapshot()
+        self._last_states: dict[str, str] = {}
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        record = self.store.get_application(self.tenant, self.app)
+        self.descriptor = parse_descriptor(record.descriptor, allow_unsupported=True)
+        if record.state == "undeploying":
+            ops = [o for o in self.store.operations(self.tenant, self.app)
+                   if o.kind == "undeploy" and o.state == "running"]
+            self._undeploy_op = ops[-1].id if ops else None
+        _log.info("app.started", tenant=self.tenant, app=self.app, state=record.state)
+
+    def on_stop(self) -> None:
+        for mid in self._monitors.values():
+            self.node.demonitor(mid)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Reconcile):
+            self._snapshot = message.snapshot
+            return self._undeploy() if self._undeploy_op else self._reconcile()
+        if isinstance(message, Down):
+            return self._on_down(message)
+        if isinstance(message, StartUndeploy):
+            self._undeploy_op = message.op
+            return self._undeploy()
+        return None
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        snap = self._snapshot
+        records = {r.name: r for r in self.store.vms(self.tenant, self.app)}
+        desired = [DesiredVM(r.name, r.site, r.restart, "stopped" if r.desired == "stopped" else "running")
+                   for r in records.values()]
+        result = reconcile(desired, observed_for(snap, self.prefix), sites_up=snap.sites_up,
+                           tracked=self._monitors.keys())
+        now = time.monotonic()
+        to_start: dict[str, list[dict[str, Any]]] = {}
+        for action in result.start:
+            if now - self._sent.get(action.name, -1e9) < RESEND_AFTER:
+                continue
+            self._sent[action.name] = now
+            rec = records[action.name]
+            to_start.setdefault(action.site, []).append(
+                {"spec": vm_spec(self.descriptor, rec), "restart": rec.restart})
+        for site, vms in to_start.items():
+            self._tell_site(site, EnsureVMs(tuple(vms)))
+        for action in result.adopt:
+            self._watch(action.name, action.site)
+        to_stop: dict[str, list[str]] = {}
+        for action in result.stop:
+            to_stop.setdefault(action.site, []).append(action.name)
+        for site, names in to_stop.items():
+            _log.warning("app.removing_extra_vms", tenant=self.tenant, app=self.app, site=site, vms=names)
+            self._tell_site(site, RemoveVMs(tuple(names)))
+        self._record_progress(records, snap)
+
+    def _watch(self, name: str, site: str | None) -> None:
+        view = self._snapshot.sites.get(site) if site else None
+        if view is None or name in self._monitors:
+            return
+        ref = self.node.ref(f"{vm_actor_name(name)}@{view.node}")
+        self._monitors[name] = self.node.monitor(ref, self.actor_ref)
+        _log.debug("app.watching", vm=name, site=site)
+
+    def _on_down(self, down: Down) -> None:
+        name = next((n for n, mid in self._monitors.items() if mid == down.monitor_id), None)
+        if name is None:
+            return
+        del self._monitors[name]  # re-adopted on a later tick once its VM actor is back
+        _log.info("app.vm_actor_down", tenant=self.tenant, app=self.app, vm=name,
+                  reason=str(down.reason))
+
+    def _record_progress(self, records: dict[str, Any], snap: Snapshot) -> None:
+        states: dict[str, str] = {}
+        for name, rec in records.items():
+            row = snap.vm(name, rec.site)
+            states[name] = str(row.get("state")) if row else "pending"
+        changed = [(n, {"state": s}) for n, s in states.items() if self._last_states.get(n) != s]
+        if changed:
+            self.store.update_vms(changed)
+            self._last_states.update(states)
+        running = sum(1 for s in states.values() if s in ALIVE)
+        app = self.store.get_application(self.tenant, self.app)
+        ops = [o for o in self.store.operations(self.tenant, self.app) if o.kind == "deploy"]
+        op = ops[-1] if ops else None
+        if op is not None and op.state == "running":
+            detail = {"total": len(records), "running": running}
+            if running == len(records):
+                self.store.update_operation(op.id, "done", detail)
+                _log.info("app.deployed", tenant=self.tenant, app=self.app, vms=running, op=op.id)
+            elif op.detail != detail:
+                self.store.update_operation(op.id, "running", detail)
+        if app.state == "deploying" and running == len(records):
+            self.store.set_application_state(self.tenant, self.app, "running")
+
+    # -- undeploying -----------------------------------------------------------------------------
+
+    def _undeploy(self) -> None:
+        op = self._undeploy_op
+        assert op is not None
+        snap = self._snapshot
+        for mid in self._monitors.values():
+            self.node.demonitor(mid)
+        self._monitors.clear()
+        records = self.store.vms(self.tenant, self.app)
+        by_site: dict[str, list[str]] = {}
+        for obs in observed_for(snap, self.prefix):
+            by_site.setdefault(obs.site, []).append(obs.name)
+        waiting = [r.site for r in records if r.site is not None and r.site not in snap.sites_up]
+        failed = {}
+        for site, names in by_site.items():
+            try:
+                reply = snap.sites[site].agent.ask(RemoveVMs(tuple(names)), timeout=REMOVE_TIMEOUT)
+                failed.update(reply.get("failed") or {})
+            except WindError as exc:
+                failed[site] = str(exc)
+        total = len(records)
+        if failed or waiting:
+            self.store.update_operation(op, "running", {"total": total, "removed": total - len(failed),
+                                                        "waiting_for_sites": sorted(set(waiting)),
+                                                        "failed": failed})
+            return  # tried again on the next tick
+        self.store.delete_application(self.tenant, self.app)
+        self.store.update_operation(op, "done", {"total": total, "removed": total})
+        _log.info("app.undeployed", tenant=self.tenant, app=self.app, vms=total, op=op)
+        self.stop_with("normal")
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _tell_site(self, site: str | None, message: Any) -> None:
+        view = self._snapshot.sites.get(site) if site else None
+        if view is None:
+            return
+        try:
+            view.agent.tell(message)
+        except WindError as exc:
+            _log.warning("app.site_unreachable", site=site, error=str(exc))
