@@ -15,7 +15,10 @@ code against; additions are fine, renames are not.
 - :func:`load_driver`/:func:`available_drivers`/:func:`create_driver` find
   plug-ins in entry-point group ``wind.drivers`` (built in: ``sim``,
   ``libvirt``, ``libcloud``).
-- :class:`DriverActor` is the supervised actor owning one driver (one per endpoint).
+- :class:`DriverActor` is the supervised actor owning one driver (one per endpoint);
+  :func:`driver_actor_spec` makes its ChildSpec, :class:`Subscribers` keeps its
+  subscriptions across restarts. (These are imported lazily: the pure contract
+  needs neither pykka nor supervisors.)
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from ._spec import NicSpec, VMSpec, check_name
 from ._state import VMState
 
 if TYPE_CHECKING:
-    from ._actor import DriverActor, start_driver_actor
+    from ._actor import DriverActor, driver_actor_spec, driver_factory, start_driver_actor
+    from ._hub import Subscribers
 
 __all__ = [
     "Capabilities",
@@ -47,6 +51,7 @@ __all__ = [
     "HostCapacity",
     "Inventory",
     "NicSpec",
+    "Subscribers",
     "OPERATION_CAPABILITY",
     "Resources",
     "VMEvent",
@@ -56,17 +61,25 @@ __all__ = [
     "available_drivers",
     "check_name",
     "create_driver",
+    "driver_actor_spec",
+    "driver_factory",
     "errors",
     "load_driver",
     "start_driver_actor",
 ]
 
 
+_LAZY = {
+    "DriverActor": "._actor", "start_driver_actor": "._actor", "driver_actor_spec": "._actor",
+    "driver_factory": "._actor", "Subscribers": "._hub",
+}
+
+
 def __getattr__(name: str) -> Any:
     # The actor pulls in supervisors and pykka; importing it lazily keeps the
     # pure contract importable on its own (and by plug-ins at install time).
-    if name in ("DriverActor", "start_driver_actor"):
-        from . import _actor
+    if name in _LAZY:
+        import importlib
 
-        return getattr(_actor, name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'drivers' has no attribute {name!r}")

@@ -13,9 +13,10 @@ import pytest
 from backends import wait_for
 from supervisors import Backoff, StartError, SupFlags, WatchedActor, monitor, start_supervisor, which_children
 
-from drivers import DriverActor, EventKind, Inventory, VMEvent, VMSpec, VMState, errors, start_driver_actor
-from drivers._actor import driver_actor_spec, driver_factory
-from drivers._hub import Subscribers
+from drivers import (
+    DriverActor, EventKind, Inventory, Subscribers, VMEvent, VMSpec, VMState, driver_actor_spec, driver_factory,
+    errors, start_driver_actor,
+)
 from drivers.sim import SimDriver, SimHypervisor
 
 FAST = Backoff(initial=0.01, maximum=0.05, multiplier=2.0, jitter=0.0)

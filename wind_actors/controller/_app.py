@@ -118,7 +118,7 @@ class AppActor(WatchedActor):
         for site, vms in to_start.items():
             self._tell_site(site, EnsureVMs(tuple(vms)))
         for action in result.adopt:
-            self._watch(action.name, action.site)
+            self._adopt_vm(action.name, action.site)
         to_stop: dict[str, list[str]] = {}
         for action in result.stop:
             to_stop.setdefault(action.site, []).append(action.name)
@@ -127,7 +127,7 @@ class AppActor(WatchedActor):
             self._tell_site(site, RemoveVMs(tuple(names)))
         self._record_progress(records, snap)
 
-    def _watch(self, name: str, site: str | None) -> None:
+    def _adopt_vm(self, name: str, site: str | None) -> None:
         view = self._snapshot.sites.get(site) if site else None
         if view is None or name in self._monitors:
             return

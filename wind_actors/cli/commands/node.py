@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     start.set_defaults(func=_start)
     ping = sub.add_parser("ping", help="check that a node answers and measure its RTT",
                           description="Start a short-lived node from the config (on a free "
-                                      "port), connect to NAME and report heartbeat RTT.")
+                                      "port), connect to NAME and report heartbeat RTT. Its "
+                                      "[node] name and key must be trusted by NAME and must "
+                                      "not be a node that is running (use an operator key).")
     ping.add_argument("name", metavar="NAME", help="node to ping, e.g. agent@site-a")
     ping.add_argument("address", metavar="ADDRESS", nargs="?", default=None,
                       help="its endpoint (default: from [node.peers])")

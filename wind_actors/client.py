@@ -1,0 +1,238 @@
+"""The Python API for services that embed Wind: a client connected to a controller.
+
+Example::
+
+    from wind_actors.client import Client
+
+    with Client.from_config("client.toml") as wind:        # [node] + [client] sections
+        result = wind.deploy("examples/apps/web.yaml")      # waits until every VM runs
+        print(wind.status("web")["vms"])
+        wind.undeploy("web")
+
+Every call carries the tenant token of the config (or ``$WIND_TOKEN``). Errors come back as the
+same classes the controller raised: ``DescriptorInvalid`` (``.problems``), ``NotSupportedYet``,
+``PlacementFailed`` (``.explanation``), ``NotFound``, ``Unauthenticated``; anything else as
+``ControllerError``. The client runs its own node; give each concurrently running client its own
+node name (and key pair).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wind_actors.config import ClientConfig, NodeConfig, load_config
+from wind_actors.errors import (ConfigError, ControllerError, DescriptorInvalid, NotFound,
+                                NotSupportedYet, PlacementFailed, Unauthenticated, WindError)
+from wind_actors.protocol import (CONTROLLER_ACTOR, Deploy, GetOperation, KillInstance, Sites, Status,
+                                  Undeploy, is_error)
+
+__all__ = ["Client", "Progress"]
+
+Progress = Callable[[dict[str, Any]], None]
+"""Called with each operation snapshot (``{"op", "kind", "state", "detail"}``) while waiting."""
+
+_POLL = 0.1
+
+
+class _Explanation:
+    """A placement explanation as it came over the wire (prints like the controller's)."""
+
+    def __init__(self, message: str, data: Mapping[str, Any]) -> None:
+        self._message = message
+        self.data = dict(data)
+
+    def __str__(self) -> str:
+        return self._message
+
+    def to_mapping(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def raise_for(reply: Any) -> Any:
+    """Raise the error in a controller reply, or return the reply.
+
+    Raises:
+        WindError: the matching subclass.
+    """
+    if not is_error(reply):
+        return reply
+    err = reply["error"]
+    kind, text = err.get("type", "WindError"), err.get("message", "controller error")
+    if kind == "DescriptorInvalid":
+        from wind_actors.services import Problem
+        raise DescriptorInvalid([Problem(p["path"], p["found"], p["allowed"]) for p in err.get("problems", ())])
+    if kind == "NotSupportedYet":
+        raise NotSupportedYet(err.get("features", ()))
+    if kind == "PlacementFailed":
+        raise PlacementFailed(_Explanation(text, err.get("explanation", {})))
+    if kind == "NotFound":
+        raise NotFound(text)
+    if kind == "Unauthenticated":
+        raise Unauthenticated(text)
+    raise ControllerError(text, error_type=kind, detail=err, recoverable=err.get("recoverable"))
+
+
+class Client:
+    """A connection to a controller, acting for one tenant.
+
+    Args:
+        node: a started node that can reach the controller (it is stopped by :meth:`close`
+            when ``owns_node``).
+        controller: the controller's node name.
+        token: the tenant token.
+        timeout: seconds to wait for each answer.
+        owns_node: stop ``node`` on :meth:`close`.
+    """
+
+    def __init__(self, node: Any, controller: str, token: str, *, timeout: float = 30.0,
+                 owns_node: bool = False) -> None:
+        if not token:
+            raise ConfigError("no tenant token: set [client] token in the config or $WIND_TOKEN")
+        self.node = node
+        self.controller = controller
+        self._token = token
+        self.timeout = timeout
+        self._owns_node = owns_node
+        self._ref = node.ref(f"{CONTROLLER_ACTOR}@{controller}")
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, token: str | None = None) -> Client:
+        """Start a node from a config file's ``[node]`` and connect as its ``[client]`` says.
+
+        Raises:
+            ConfigError: a section is missing. NodeDownError: the controller does not answer.
+        """
+        config = load_config(path)
+        if config.node is None or config.client is None:
+            raise ConfigError(f"{path} needs [node] and [client] sections", source=str(path))
+        return cls.connect(config.node, config.client, token=token)
+
+    @classmethod
+    def connect(cls, node_config: NodeConfig, client: ClientConfig, *, token: str | None = None) -> Client:
+        """Start a node and connect to the controller named by ``client``."""
+        from wind_actors.runtime import Node
+
+        node = Node.start(node_config)
+        try:
+            node.connect(client.controller, timeout=client.timeout)
+            return cls(node, client.controller, token or client.effective_token or "",
+                       timeout=client.timeout, owns_node=True)
+        except BaseException:
+            node.stop()
+            raise
+
+    def close(self) -> None:
+        """Stop the client's node if it owns it."""
+        if self._owns_node:
+            self.node.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ask(self, message: Any) -> Any:
+        return raise_for(self._ref.ask(message, timeout=self.timeout))
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def deploy(self, descriptor: str | Path | Mapping[str, Any], *, wait: bool = True,
+               progress: Progress | None = None, timeout: float = 300.0,
+               op_key: str | None = None) -> dict[str, Any]:
+        """Deploy an application (idempotent: the same descriptor again is ``unchanged``).
+
+        Args:
+            descriptor: a file path, YAML text, or the parsed mapping.
+            wait: wait until every VM runs (or the operation fails).
+            progress: called with each operation snapshot while waiting.
+            timeout: seconds to wait.
+            op_key: an idempotency key (default: a fresh one); retrying with it returns the same
+                operation.
+
+        Returns:
+            ``{"op", "app", "state", "placement", "vms"}``, plus ``"operation"`` (the final
+            snapshot) when waiting.
+        """
+        text = _descriptor_text(descriptor)
+        reply = self._ask(Deploy(self._token, text, op_key or f"deploy-{uuid.uuid4().hex}"))
+        if wait and reply.get("op"):
+            reply["operation"] = self.wait(reply["op"], progress=progress, timeout=timeout)
+        return reply
+
+    def status(self, app: str | None = None) -> Any:
+        """Returns: one application's status (``app`` given) or a list of every application's.
+
+        Raises:
+            NotFound: no such application for this tenant.
+        """
+        apps = self._ask(Status(self._token, app))["apps"]
+        return apps[0] if app is not None else list(apps)
+
+    def undeploy(self, app: str, *, wait: bool = True, progress: Progress | None = None,
+                 timeout: float = 300.0, op_key: str | None = None) -> dict[str, Any]:
+        """Undeploy an application (idempotent: one already undeployed is ``undeployed``).
+
+        Raises:
+            NotFound: no such application for this tenant (and none undeployed by it).
+        """
+        reply = self._ask(Undeploy(self._token, app, op_key or f"undeploy-{uuid.uuid4().hex}"))
+        if wait and reply.get("op") and reply.get("state") != "undeployed":
+            reply["operation"] = self.wait(reply["op"], progress=progress, timeout=timeout)
+            reply["state"] = "undeployed" if reply["operation"]["state"] == "done" else reply["state"]
+        return reply
+
+    def sites(self) -> list[dict[str, Any]]:
+        """Returns: the pool, one row per site (site, driver, capacity, used, vms, health ...)."""
+        return list(self._ask(Sites(self._token))["sites"])
+
+    def operation(self, op: str) -> dict[str, Any]:
+        """Returns: an operation's state and progress."""
+        return dict(self._ask(GetOperation(self._token, op)))
+
+    def wait(self, op: str, *, progress: Progress | None = None, timeout: float = 300.0) -> dict[str, Any]:
+        """Poll an operation until it is ``done`` or ``failed``.
+
+        Returns:
+            The final operation snapshot.
+
+        Raises:
+            ControllerError: it did not finish within ``timeout`` (``error_type`` ``Timeout``).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.operation(op)
+            if progress is not None:
+                progress(snap)
+            if snap["state"] in ("done", "failed"):
+                return snap
+            if time.monotonic() >= deadline:
+                raise ControllerError(f"operation {op} did not finish within {timeout} s "
+                                      f"(last: {snap['detail']})", error_type="Timeout", detail=snap,
+                                      recoverable=True)
+            time.sleep(_POLL)  # polling interval of a remote operation, not a synchronisation
+
+    def kill_instance(self, app: str, instance: str) -> dict[str, Any]:
+        """Fault injection: kill one instance through its site's hypervisor.
+
+        Returns:
+            ``{"killed": vm name, "site", "how"}``.
+        """
+        return dict(self._ask(KillInstance(self._token, app, instance)))
+
+
+def _descriptor_text(descriptor: str | Path | Mapping[str, Any]) -> str:
+    if isinstance(descriptor, Mapping):
+        return yaml.safe_dump(dict(descriptor), sort_keys=False)
+    if isinstance(descriptor, Path) or ("\n" not in descriptor and Path(descriptor).is_file()):
+        try:
+            return Path(descriptor).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise WindError(f"cannot read descriptor {descriptor}: {exc.strerror}") from None
+    return descriptor

@@ -1,0 +1,327 @@
+"""ControllerActor: tenants, applications, the pool from site reports, and the scheduler.
+
+Registered as ``controller`` on the controller node. It answers the client's requests (every one
+carries a tenant token; another tenant's application is "not found", exactly as a missing one),
+keeps the latest report of every site, and on every tick hands the application actors a snapshot
+of the sites to reconcile against. Desired state lives in the SQLite store, so a controller
+killed with SIGKILL and started again restores every application (see ``AppActor``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from supervisors import WatchedActor, start_child
+from wind_actors.errors import NotFound, WindError
+from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveVMs, SiteReport,
+                                  Sites, Status, Undeploy, VMUpdates, error_reply)
+from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Tenants, TenantView,
+                                  VMRecord, parse_descriptor, vm_name)
+
+from ._app import Reconcile, StartUndeploy
+from ._views import ALIVE, SiteView, Snapshot, app_prefix, app_row, build_pool, slots_of
+
+__all__ = ["ControllerActor"]
+
+_log = structlog.get_logger("wind.controller")
+
+#: Ticks between sweeps for Wind VMs that no stored application wants.
+ORPHAN_SWEEP_TICKS = 20
+
+
+@dataclass(frozen=True)
+class _Tick:
+    pass
+
+
+class _Site:
+    """Mutable record of one site (controller thread only)."""
+
+    __slots__ = ("name", "node", "agent", "report", "vms", "last_seen", "started_at")
+
+    def __init__(self, name: str, node: str, agent: Any, report: PoolReport, started_at: float) -> None:
+        self.name, self.node, self.agent, self.report = name, node, agent, report
+        self.vms: dict[str, dict[str, Any]] = {}
+        self.last_seen = time.monotonic()
+        self.started_at = started_at
+
+
+class ControllerActor(WatchedActor):
+    """The controller (see the module docstring).
+
+    Args:
+        node: the controller node.
+        store: the desired-state store (outlives restarts of this actor).
+        tenants: the configured tenants and their tokens.
+        app_sup: the simple_one_for_one supervisor of the application actors.
+        site_timeout: seconds without a report before a site is down.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, node: Any, store: Store, tenants: Tenants, app_sup: Any, *,
+                 site_timeout: float = 5.0) -> None:
+        super().__init__()
+        self.node, self.store, self.tenants, self.app_sup = node, store, tenants, app_sup
+        self.site_timeout = site_timeout
+        self.sites: dict[str, _Site] = {}
+        self.apps: dict[tuple[str, str], pykka.ActorRef[Any]] = {}
+        self.snapshot = Snapshot()
+        self._ticks = 0
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Restore every stored application: one application actor each."""
+        restored = 0
+        for record in self.store.list_applications():
+            self._app_actor(record.tenant, record.name)
+            restored += 1
+        _log.info("controller.started", node=self.node.name, applications=restored)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Tick):
+            return self._tick()
+        if isinstance(message, SiteReport):
+            return self._on_report(message)
+        if isinstance(message, VMUpdates):
+            return self._on_updates(message)
+        handler = _HANDLERS.get(type(message))
+        if handler is None:
+            return None
+        try:
+            return handler(self, message)
+        except WindError as exc:
+            return error_reply(exc)
+
+    # -- sites ------------------------------------------------------------------------------------
+
+    def _on_report(self, msg: SiteReport) -> None:
+        report = PoolReport.from_mapping(msg.report)
+        site = self.sites.get(msg.site)
+        if site is None or site.node != msg.agent.node_name or site.started_at != msg.started_at:
+            if site is None:
+                _log.info("controller.site_joined", site=msg.site, node=msg.agent.node_name,
+                          hosts=len(report.hosts), driver=report.driver)
+            site = self.sites[msg.site] = _Site(msg.site, msg.agent.node_name, msg.agent, report,
+                                                msg.started_at)
+        site.report = report
+        site.vms = {row["name"]: dict(row) for row in msg.vms}
+        site.last_seen = time.monotonic()
+
+    def _on_updates(self, msg: VMUpdates) -> None:
+        site = self.sites.get(msg.site)
+        if site is None:
+            return
+        site.last_seen = time.monotonic()
+        for row in msg.updates:
+            if row["state"] == "removed":
+                site.vms.pop(row["name"], None)
+            else:
+                merged = dict(site.vms.get(row["name"], {"managed": True}))
+                merged.update({k: v for k, v in row.items() if v is not None or k != "host"})
+                site.vms[row["name"]] = merged
+
+    def _build_snapshot(self) -> Snapshot:
+        now = time.monotonic()
+        views = {}
+        for name, s in self.sites.items():
+            up = now - s.last_seen <= self.site_timeout and s.report.health == "up"
+            views[name] = SiteView(name, s.node, s.agent, s.report, dict(s.vms), up, s.last_seen)
+        self.snapshot = Snapshot(views)
+        return self.snapshot
+
+    def _tick(self) -> None:
+        self._ticks += 1
+        snap = self._build_snapshot()
+        for key, ref in list(self.apps.items()):
+            if ref.is_alive():
+                ref.tell(Reconcile(snap))
+            else:
+                del self.apps[key]
+        if self._ticks % ORPHAN_SWEEP_TICKS == 0:
+            self._sweep_orphans(snap)
+
+    def _sweep_orphans(self, snap: Snapshot) -> None:
+        wanted = {r.name for r in self.store.vms()}
+        for name, view in snap.sites.items():
+            if not view.up:
+                continue
+            extra = [vm for vm, row in view.vms.items() if row.get("managed") and vm not in wanted]
+            if extra:
+                _log.warning("controller.removing_orphans", site=name, vms=extra)
+                try:
+                    view.agent.tell(RemoveVMs(tuple(extra)))
+                except WindError:
+                    pass
+
+    def _app_actor(self, tenant: str, app: str) -> pykka.ActorRef[Any]:
+        ref = self.apps.get((tenant, app))
+        if ref is None or not ref.is_alive():
+            ref = start_child(self.app_sup, tenant, app)
+            self.apps[(tenant, app)] = ref
+        return ref
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _view(self, token: str) -> TenantView:
+        return TenantView(self.store, self.tenants.authenticate(token))
+
+    def _op_by_key(self, tenant: str, key: str | None, kind: str) -> Any:
+        if key is None:
+            return None
+        return next((o for o in self.store.operations(tenant) if o.key == key and o.kind == kind), None)
+
+    def deploy(self, msg: Deploy) -> dict[str, Any]:
+        """Validate, place whole or not at all, store, and start the application's actor."""
+        view = self._view(msg.token)
+        tenant = view.tenant
+        prior = self._op_by_key(tenant, msg.op_key, "deploy")
+        if prior is not None:
+            return {"op": prior.id, "app": prior.app, "state": "unchanged", "placement": [], "vms": 0}
+        app = view.check_descriptor(parse_descriptor(msg.descriptor))
+        raw = json.loads(json.dumps(dict(app.raw), default=str))
+        try:
+            existing = view.application(app.name)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if existing.state == "undeploying":
+                raise WindError(f"application {app.name!r} is being undeployed; deploy it again once "
+                                "that finishes", recoverable=True, tenant=tenant, app=app.name)
+            if existing.descriptor != raw:
+                raise WindError(f"application {app.name!r} is already deployed with another "
+                                "descriptor; updating a deployed application is not supported yet: "
+                                "undeploy it first", tenant=tenant, app=app.name)
+            ops = [o for o in self.store.operations(tenant, app.name) if o.kind == "deploy"]
+            return {"op": ops[-1].id if ops else None, "app": app.name, "state": "unchanged",
+                    "placement": [s.to_mapping() for s in slots_of(existing.placement)],
+                    "vms": len(slots_of(existing.placement))}
+        snap = self._build_snapshot()
+        pending = [(vm_name(r.tenant, r.name, s.instance), s)
+                   for r in self.store.list_applications() for s in slots_of(r.placement)]
+        placement = Scheduler(build_pool(snap, pending), seed=_seed(tenant, app.name)).place(app)
+        slots = placement.by_instance()
+        records = [VMRecord(vm_name(tenant, app.name, iid), tenant, app.name, iid, comp.name,
+                            slots[iid].site, slots[iid].host, "pending", "running", comp.restart)
+                   for iid, comp in app.instances()]
+        op = self.store.begin_operation(tenant, "deploy", app.name, key=msg.op_key,
+                                        detail={"total": len(records), "running": 0})
+        self.store.put_application(tenant, app.name, raw, placement.to_mapping(), records,
+                                   state="deploying")
+        ref = self._app_actor(tenant, app.name)
+        ref.tell(Reconcile(snap))
+        by_site = {site: len(s) for site, s in placement.by_site().items()}
+        _log.info("controller.deploying", tenant=tenant, app=app.name, vms=len(records),
+                  sites=by_site, op=op.id)
+        return {"op": op.id, "app": app.name, "state": "deploying",
+                "placement": [s.to_mapping() for s in placement.slots], "vms": len(records)}
+
+    def status(self, msg: Status) -> dict[str, Any]:
+        """The tenant's applications (or one), with every VM's site, host and state."""
+        view = self._view(msg.token)
+        records = [view.application(msg.app)] if msg.app is not None else view.applications()
+        rows = []
+        for rec in records:
+            ops = self.store.operations(view.tenant, rec.name)
+            rows.append(app_row(view.tenant, rec.name, rec.state, ops[-1].id if ops else None,
+                                self.store.vms(view.tenant, rec.name), self.snapshot))
+        return {"apps": rows}
+
+    def undeploy(self, msg: Undeploy) -> dict[str, Any]:
+        """Remove every VM of an application, then forget it (idempotent)."""
+        view = self._view(msg.token)
+        prior = self._op_by_key(view.tenant, msg.op_key, "undeploy")
+        if prior is not None:
+            return {"op": prior.id, "app": prior.app, "state": _undeploy_state(prior.state)}
+        try:
+            record = view.application(msg.app)
+        except NotFound:
+            done = [o for o in self.store.operations(view.tenant, msg.app)
+                    if o.kind == "undeploy" and o.state == "done"]
+            if done:
+                return {"op": done[-1].id, "app": msg.app, "state": "undeployed"}
+            raise
+        if record.state == "undeploying":
+            ops = [o for o in self.store.operations(view.tenant, msg.app) if o.kind == "undeploy"]
+            return {"op": ops[-1].id, "app": msg.app, "state": "undeploying"}
+        total = len(self.store.vms(view.tenant, msg.app))
+        op = self.store.begin_operation(view.tenant, "undeploy", msg.app, key=msg.op_key,
+                                        detail={"total": total, "removed": 0})
+        self.store.set_application_state(view.tenant, msg.app, "undeploying")
+        self._build_snapshot()
+        ref = self._app_actor(view.tenant, msg.app)
+        ref.tell(Reconcile(self.snapshot))  # sets the snapshot the undeploy acts on
+        ref.tell(StartUndeploy(op.id))
+        _log.info("controller.undeploying", tenant=view.tenant, app=msg.app, vms=total, op=op.id)
+        return {"op": op.id, "app": msg.app, "state": "undeploying"}
+
+    def operation(self, msg: GetOperation) -> dict[str, Any]:
+        """An operation's state and progress (live for a running deploy)."""
+        view = self._view(msg.token)
+        op = view.operation(msg.op)
+        detail = dict(op.detail or {})
+        state = op.state
+        if op.kind == "deploy" and state == "running" and op.app is not None:
+            prefix = app_prefix(view.tenant, op.app)
+            running = sum(1 for s in self.snapshot.sites.values() if s.up
+                          for n, row in s.vms.items() if n.startswith(prefix) and row.get("state") in ALIVE)
+            live = {n: row for s in self.sites.values() for n, row in s.vms.items() if n.startswith(prefix)}
+            running = max(running, sum(1 for row in live.values() if row.get("state") in ALIVE))
+            detail["running"] = running
+            detail["failed"] = sorted(n for n, row in live.items() if row.get("state") == "failed")
+            if running >= detail.get("total", 0):
+                state = "done"
+        return {"op": op.id, "kind": op.kind, "app": op.app, "state": state, "detail": detail}
+
+    def sites_table(self, msg: Sites) -> dict[str, Any]:
+        """The pool, one row per site (``wind sites``)."""
+        self._view(msg.token)
+        snap = self._build_snapshot()
+        pending = [(vm_name(r.tenant, r.name, s.instance), s)
+                   for r in self.store.list_applications() for s in slots_of(r.placement)]
+        rows = build_pool(snap, pending).table()
+        now = time.monotonic()
+        for row in rows:
+            view = snap.sites[row["site"]]
+            row["agent"] = view.node
+            row["last_report_s"] = round(now - view.last_seen, 2)
+            row["rtt_ms"] = {k: round(v, 3) for k, v in view.report.rtt_ms.items()}
+        return {"sites": rows}
+
+    def kill_instance(self, msg: KillInstance) -> dict[str, Any]:
+        """Fault injection: kill one instance through its site's hypervisor."""
+        view = self._view(msg.token)
+        record = next((r for r in view.vms(msg.app) if r.instance == msg.instance), None)
+        if record is None:
+            raise NotFound(f"instance {msg.instance!r} of application {msg.app!r} not found",
+                           tenant=view.tenant)
+        site = self.sites.get(record.site or "")
+        if site is None:
+            raise WindError(f"site {record.site!r} of {record.name} has not reported", recoverable=True)
+        return site.agent.ask(KillVM(record.name), timeout=30.0)
+
+
+def _undeploy_state(op_state: str) -> str:
+    return "undeployed" if op_state == "done" else "undeploying"
+
+
+def _seed(tenant: str, app: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{tenant}/{app}".encode()).digest()[:4], "big")
+
+
+_HANDLERS = {
+    Deploy: ControllerActor.deploy,
+    Status: ControllerActor.status,
+    Undeploy: ControllerActor.undeploy,
+    GetOperation: ControllerActor.operation,
+    Sites: ControllerActor.sites_table,
+    KillInstance: ControllerActor.kill_instance,
+}
