@@ -26,7 +26,7 @@ from wind_actors.client import Client
 from wind_actors.config import AgentConfig, ControllerConfig, NodeConfig
 from wind_actors.controller import Controller
 
-__all__ = ["Cluster", "SiteSpec"]
+__all__ = ["Cluster", "SiteSpec", "ProcessCluster", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,147 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)  # polling a condition with a deadline
+
+
+class ProcessCluster:
+    """A controller and agents as separate OS processes on 127.0.0.1, for the demo, tests and
+    benchmarks: it writes their configs and CURVE keys into ``workdir``, starts
+    ``wind controller`` / ``wind agent`` processes, and stops every process it started, by PID.
+
+    Args:
+        workdir: where configs, keys, the store and the process logs go.
+        python: the interpreter that runs ``wind`` (default: this one).
+    """
+
+    def __init__(self, workdir: str | Path, *, python: str | None = None) -> None:
+        import sys
+
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.keys_dir = self.workdir / "keys"
+        self.logs_dir = self.workdir / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
+        self.python = python or sys.executable
+        self.procs: dict[str, Any] = {}
+        self.configs: dict[str, Path] = {}
+
+    # -- configs ----------------------------------------------------------------------------------
+
+    def ensure_keys(self, *names: str) -> None:
+        """Generate a CURVE key pair for each node name that has none yet."""
+        from wind_actors.runtime import generate_keys
+
+        for name in names:
+            if not (self.keys_dir / f"{name}.key").exists():
+                generate_keys(name, self.keys_dir)
+
+    def write_config(self, name: str, text: str) -> Path:
+        """Write a config file ``NAME.toml`` into the workdir and remember it under ``name``."""
+        path = self.workdir / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        self.configs[name] = path
+        return path
+
+    # -- processes ----------------------------------------------------------------------------------
+
+    def start(self, name: str, role: str, *, timeout: float = 30.0) -> Any:
+        """Start ``wind ROLE --config NAME.toml`` and wait for its ``ready`` line.
+
+        Args:
+            name: the config's name (see :meth:`write_config`).
+            role: ``controller`` or ``agent``.
+            timeout: seconds to wait until it serves.
+
+        Returns:
+            The ``subprocess.Popen``.
+
+        Raises:
+            RuntimeError: it exited or did not get ready in time (its log is quoted).
+        """
+        import subprocess
+        import time
+
+        log = open(self.logs_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen([self.python, "-m", "wind_actors.cli.main", "--log-level", "INFO",
+                                 role, "--config", str(self.configs[name])],
+                                stdout=subprocess.PIPE, stderr=log, cwd=str(self.workdir))
+        log.close()
+        self.procs[name] = proc
+        deadline = time.monotonic() + timeout
+        import selectors
+
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.kill(name)
+                    raise RuntimeError(f"{role} {name} not ready within {timeout} s; log:\n{self.log(name)}")
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"{role} {name} exited with {proc.wait()}; log:\n{self.log(name)}")
+                if line.startswith(b"ready "):
+                    return proc
+
+    def log(self, name: str, tail: int = 40) -> str:
+        """Returns: the last lines of a process's log."""
+        path = self.logs_dir / f"{name}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return "\n".join(lines[-tail:])
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (as a crash would) and reap it."""
+        import signal
+
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    def terminate(self, name: str, timeout: float = 30.0) -> int | None:
+        """SIGTERM one process and wait for a clean exit (SIGKILL after ``timeout``).
+
+        Returns:
+            Its exit code.
+        """
+        import signal
+        import subprocess
+
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        return proc.returncode
+
+    def stop_all(self) -> dict[str, int | None]:
+        """Terminate every process started here, agents first. Returns: exit codes by name."""
+        order = sorted(self.procs, key=lambda n: n.startswith("controller"))
+        return {name: self.terminate(name) for name in order}
+
+    def wind(self, *args: str, config: str | None = None, timeout: float = 600.0) -> Any:
+        """Run the ``wind`` CLI (``--config`` from the named config) and capture its output.
+
+        Returns:
+            The ``subprocess.CompletedProcess`` (text).
+        """
+        import subprocess
+
+        argv = [self.python, "-m", "wind_actors.cli.main", "--log-level", "WARNING", *args]
+        if config is not None:
+            argv += ["--config", str(self.configs[config])]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(self.workdir))
+
+
+def free_port() -> int:
+    """Returns: a TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

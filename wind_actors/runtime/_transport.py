@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgpack
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
@@ -89,6 +90,7 @@ class Transport:
         self._wake_pending = False
         self._out: dict[str, _Outbound] = {}
         self._blocked: set[str] = set()
+        self._packer = msgpack.Packer(use_bin_type=True)  # I/O thread only
         self._stopping = False
         self._router = self._ctx.socket(zmq.ROUTER)
         self._configure_router(bind)
@@ -234,7 +236,7 @@ class Transport:
             self._send_frame(peer, out, chunk)
 
     def _send_frame(self, peer: str, out: _Outbound, envelopes: list[list[Any]]) -> None:
-        frame = build_frame(self.node, self.address, envelopes)
+        frame = build_frame(self.node, self.address, envelopes, self._packer)
         try:
             out.sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
         except zmq.Again:

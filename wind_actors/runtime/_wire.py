@@ -16,6 +16,7 @@ tuples), dicts, registered messages (``@message``), refs, and exceptions (decode
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, NamedTuple, TypeVar
@@ -67,6 +68,9 @@ _LAYOUT: dict[int, tuple[type, ...]] = {
     Kind.DOWN: (int, bytes),
     Kind.LINK: (str, str),
 }
+
+
+_KINDS: dict[int, Kind] = {int(k): k for k in Kind}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +178,9 @@ class Codec:
                  max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._ref_factory = ref_factory or RefBase
         self._max_bytes = max_bytes
+        # msgpack.packb allocates a fresh Packer and its buffer per call, which costs ~10x the
+        # packing itself; reuse Packers per thread, one per nesting depth (default() re-enters).
+        self._local = threading.local()
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -185,7 +192,7 @@ class Codec:
                 registered message, a ref or an exception.
         """
         try:
-            return msgpack.packb(obj, default=self._default, use_bin_type=True, strict_types=True)
+            return self._pack(obj)
         except WireError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:
@@ -211,7 +218,25 @@ class Codec:
                         "(use @message) nor plain data", reason="unencodable", type=_qualname(cls))
 
     def _pack(self, obj: Any) -> bytes:
-        return msgpack.packb(obj, default=self._default, use_bin_type=True, strict_types=True)
+        local = self._local
+        stack = getattr(local, "packers", None)
+        if stack is None:
+            stack = local.packers = []
+            local.depth = 0
+        depth = local.depth
+        if depth == len(stack):
+            stack.append(self._new_packer())
+        local.depth = depth + 1
+        try:
+            return stack[depth].pack(obj)
+        except BaseException:
+            stack[depth] = self._new_packer()  # never reuse a packer a failure interrupted
+            raise
+        finally:
+            local.depth = depth
+
+    def _new_packer(self) -> msgpack.Packer:
+        return msgpack.Packer(default=self._default, use_bin_type=True, strict_types=True)
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -304,9 +329,17 @@ class Frame(NamedTuple):
     envelopes: list[Any]
 
 
-def build_frame(src: str, src_address: str, envelopes: list[list[Any]]) -> bytes:
-    """Pack envelopes (lists starting with a :class:`Kind`) into one frame."""
-    return msgpack.packb([WIRE_VERSION, src, src_address, envelopes], use_bin_type=True)
+def build_frame(src: str, src_address: str, envelopes: list[list[Any]],
+                packer: msgpack.Packer | None = None) -> bytes:
+    """Pack envelopes (lists starting with a :class:`Kind`) into one frame.
+
+    Args:
+        packer: a reusable ``msgpack.Packer(use_bin_type=True)`` owned by the calling thread.
+    """
+    frame = [WIRE_VERSION, src, src_address, envelopes]
+    if packer is not None:
+        return packer.pack(frame)
+    return msgpack.packb(frame, use_bin_type=True)
 
 
 def parse_frame(data: bytes, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Frame:
@@ -340,16 +373,18 @@ def parse_envelope(raw: Any) -> tuple[Any, ...]:
     Raises:
         WireError: ``unknown_kind`` or ``malformed``; nothing else.
     """
-    if not isinstance(raw, list) or not raw or type(raw[0]) is not int:
+    if type(raw) is not list or not raw or type(raw[0]) is not int:
         raise WireError("malformed envelope", reason="malformed")
-    layout = _LAYOUT.get(raw[0])
-    if layout is None:
+    kind = _KINDS.get(raw[0])
+    if kind is None:
         raise WireError(f"unknown envelope kind {raw[0]}", reason="unknown_kind")
-    if len(raw) != len(layout) + 1 or not all(
-            type(item) is kind or (kind is float and type(item) is int)
-            for item, kind in zip(raw[1:], layout)):
-        raise WireError(f"malformed {Kind(raw[0]).name} envelope", reason="malformed")
-    return (Kind(raw[0]), *raw[1:])
+    layout = _LAYOUT[kind]
+    if len(raw) != len(layout) + 1:
+        raise WireError(f"malformed {kind.name} envelope", reason="malformed")
+    for item, expected in zip(raw[1:], layout):
+        if type(item) is not expected and not (expected is float and type(item) is int):
+            raise WireError(f"malformed {kind.name} envelope", reason="malformed")
+    return (kind, *raw[1:])
 
 
 def ask_corr_id(raw: Any) -> int | None:
