@@ -36,6 +36,7 @@ Example client (``wind app ...``, ``wind sites``)::
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -86,6 +87,10 @@ class AgentConfig:
         vm_restart_intensity: VM restarts allowed per ``vm_restart_period`` before the VM
             supervisors give up (then the agent's tree restarts them). Default 100.
         vm_restart_period: seconds. Default 10.
+        underlay_ip: this site's VTEP address for the overlay (issue 6); unset: the site takes
+            no part in the overlay.
+        overlay_netns: a named network namespace the overlay is realized into; unset: the
+            agent's own.
     """
 
     site: str
@@ -97,6 +102,8 @@ class AgentConfig:
     report_interval: float = 1.0
     vm_restart_intensity: int = 100
     vm_restart_period: float = 10.0
+    underlay_ip: str | None = None
+    overlay_netns: str | None = None
 
     def __post_init__(self) -> None:
         s = "agent"
@@ -119,6 +126,14 @@ class AgentConfig:
         n = self.vm_restart_intensity
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
             raise _fail(s, "vm_restart_intensity", n, "use an integer between 1 and 1000000")
+        if self.underlay_ip is not None:
+            try:
+                ipaddress.ip_address(self.underlay_ip)
+            except ValueError:
+                raise _fail(s, "underlay_ip", self.underlay_ip, "use an IP address, e.g. 192.0.2.10") from None
+        if self.overlay_netns is not None and (not isinstance(self.overlay_netns, str)
+                                               or not _SITE.match(self.overlay_netns)):
+            raise _fail(s, "overlay_netns", self.overlay_netns, "use a network namespace name (ip netns list)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:

@@ -195,3 +195,12 @@ def test_node_start_runs_until_terminated(keys_dir, tmp_path):
     finally:
         proc.kill()
         proc.stdout.close()
+
+
+def test_the_public_api_is_exported_once_and_completely():
+    import wind_actors.runtime as runtime
+
+    for name in runtime.__all__:
+        assert hasattr(runtime, name), name
+    for name in ("Node", "RemoteRef", "NodeUp", "NodeDown", "message"):
+        assert name in runtime.__all__

@@ -28,6 +28,7 @@ from wind_actors.config import AgentConfig, NodeConfig, load_config
 from wind_actors.errors import ConfigError
 
 from ._context import SiteContext
+from ._overlay import start_overlay_actor
 from ._policy import RESTART_TYPES
 from ._site import SiteActor
 from ._vm import VMActor
@@ -98,6 +99,10 @@ class Agent:
             *(vm_sup(policy) for policy in RESTART_TYPES),
             ChildSpec(id="site", start=lambda: ctx.set_site(SiteActor.start(ctx, config, started_at)),
                       shutdown=10.0),
+            # Last: its restart restarts nothing else; the kernel keeps the overlay meanwhile.
+            ChildSpec(id="overlay", start=lambda: start_overlay_actor(
+                node, config.site, config.controller, config.underlay_ip, config.overlay_netns),
+                shutdown=10.0),
         ]
         sup = start_supervisor(SupFlags(strategy="rest_for_one", intensity=5, period=30.0), children,
                                name=f"agent.{config.site}")

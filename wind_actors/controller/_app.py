@@ -20,6 +20,7 @@ from wind_actors.errors import WindError
 from wind_actors.protocol import EnsureVMs, RemoveVMs, vm_actor_name
 from wind_actors.services import DesiredVM, Store, parse_descriptor, reconcile
 
+from ._overlay import attach_nics
 from ._views import ALIVE, Snapshot, app_prefix, observed_for, vm_spec
 
 __all__ = ["AppActor", "Reconcile", "StartUndeploy"]
@@ -115,6 +116,7 @@ class AppActor(WatchedActor):
             rec = records[action.name]
             to_start.setdefault(action.site, []).append(
                 {"spec": vm_spec(self.descriptor, rec), "restart": rec.restart})
+        attach_nics(to_start, self.store, self.tenant, self.app)  # MAC + overlay bridge per NIC
         for site, vms in to_start.items():
             self._tell_site(site, EnsureVMs(tuple(vms)))
         for action in result.adopt:

@@ -26,6 +26,7 @@ from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Te
                                   VMRecord, parse_descriptor, vm_name)
 
 from ._app import Reconcile, StartUndeploy
+from ._overlay import add_overlay_addresses, replan_now
 from ._views import ALIVE, SiteView, Snapshot, app_prefix, app_row, build_pool, slots_of
 
 __all__ = ["ControllerActor"]
@@ -216,6 +217,7 @@ class ControllerActor(WatchedActor):
                                         detail={"total": len(records), "running": 0})
         self.store.put_application(tenant, app.name, raw, placement.to_mapping(), records,
                                    state="deploying")
+        replan_now(self.node)  # the VMs' NICs get their MAC and bridge before the VMs start
         ref = self._app_actor(tenant, app.name)
         ref.tell(Reconcile(snap))
         by_site = {site: len(s) for site, s in placement.by_site().items()}
@@ -233,6 +235,7 @@ class ControllerActor(WatchedActor):
             ops = self.store.operations(view.tenant, rec.name)
             rows.append(app_row(view.tenant, rec.name, rec.state, ops[-1].id if ops else None,
                                 self.store.vms(view.tenant, rec.name), self.snapshot))
+        add_overlay_addresses(rows, self.store)
         return {"apps": rows}
 
     def undeploy(self, msg: Undeploy) -> dict[str, Any]:

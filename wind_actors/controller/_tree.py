@@ -26,6 +26,7 @@ from wind_actors.services import Store, Tenants
 
 from ._app import AppActor
 from ._controller import ControllerActor, _Tick
+from ._overlay import start_planner
 
 __all__ = ["Controller", "run_controller"]
 
@@ -79,6 +80,7 @@ class Controller:
         sup = start_supervisor(SupFlags("one_for_all", intensity=5, period=30.0), [
             ChildSpec(id="apps", start=start_apps, type="supervisor"),
             ChildSpec(id="controller", start=start_controller, shutdown=30.0),
+            ChildSpec(id="overlay", start=lambda: start_planner(node, store), shutdown=30.0),
         ], name="controller")
         ticker = _RefTicker(holder, config.tick)
         _log.info("controller.serving", node=node.name, store=config.store, tenants=len(config.tenants))

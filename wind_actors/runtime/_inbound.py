@@ -47,7 +47,7 @@ class _RemoteReply(pykka.ThreadingFuture[Any]):
         except WireError as exc:
             self._send_error("unencodable", exc)
             return
-        node.transport.send(self._peer, [Kind.REPLY, self._corr, body])  # type: ignore[union-attr]
+        node.transport.send_now(self._peer, [Kind.REPLY, self._corr, body])  # type: ignore[union-attr]
 
     def set_exception(self, exc_info: Any = None) -> None:
         exc = (exc_info or sys.exc_info())[1]
@@ -63,7 +63,7 @@ class _RemoteReply(pykka.ThreadingFuture[Any]):
             body = node.codec.encode(exc)
         except WireError:
             body = node.codec.encode(ActorError(repr(exc), remote_type=type(exc).__name__))
-        node.transport.send(self._peer, [Kind.ERROR, self._corr, reason, body])  # type: ignore[union-attr]
+        node.transport.send_now(self._peer, [Kind.ERROR, self._corr, reason, body])  # type: ignore[union-attr]
 
 
 class Inbound:

@@ -388,7 +388,7 @@ class Node:
         deadline = float("inf") if timeout is None else time.monotonic() + timeout
         with self._pending_lock:
             self._pending[corr] = _Pending(future, ref.node_name, deadline)
-        self.transport.send(ref.node_name, [Kind.ASK, ref.name, corr, body])  # type: ignore[union-attr]
+        self.transport.send_now(ref.node_name, [Kind.ASK, ref.name, corr, body])  # type: ignore[union-attr]
         return future, corr
 
     def _encode_for(self, ref: RemoteRef, message: Any) -> bytes:

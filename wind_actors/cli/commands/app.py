@@ -77,9 +77,10 @@ def _status(args: argparse.Namespace) -> int:
 def print_app(app: dict[str, Any]) -> None:
     """Print one application's status table for people."""
     print_table(f"{app['tenant']}/{app['app']}: {app['state']} ({app['running']}/{app['total']} running)",
-                ["instance", "component", "site", "host", "state", "restarts", "restart policy"],
+                ["instance", "component", "site", "host", "state", "restarts", "restart policy", "overlay"],
                 [(v["instance"], v["component"], v["site"], v["host"], v["state"], v["restarts"],
-                  v["restart"]) for v in app["vms"]])
+                  v["restart"], ", ".join(f"{o['network']} {o['ip']}/{o['prefixlen']}" for o in v.get("overlay", ())))
+                 for v in app["vms"]])
 
 
 def _print_status(data: Any) -> None:

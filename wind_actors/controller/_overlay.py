@@ -1,0 +1,446 @@
+"""The controller's part of the overlay: plan every site's overlay from the desired state, push
+the changes to the agents, and hand VMs their NICs.
+
+:class:`OverlayPlanner` (registered as ``overlay`` on the controller node) builds the planner's
+input from the store — every stored application's tenant networks (``networks:`` in the
+descriptor; a network is the tenant's, shared by the tenant's applications), every placed VM's
+NICs (one per network its component lists) and every site that reported an ``underlay_ip`` —
+calls :func:`overlay.plan` with the persisted allocations (so VNIs, addresses and MACs are stable
+across controller restarts), and pushes each changed site its :class:`~overlay.SiteDiff` (or its
+full state when the agent is not at the diff's base) as :class:`OverlayPush` messages. It
+re-plans when asked (:func:`replan_now`, on every deploy, before the VMs are started), when a
+site appears or changes its underlay address, and every ``interval`` seconds (undeploys, VMs
+moved). Agents that report a state behind the planner's get the full state again.
+
+What it persists (``Store.put_overlay``): ``overlay/allocations`` (:class:`overlay.Allocations`),
+``overlay/sites`` (``{site: underlay_ip}``) and ``overlay/nics/TENANT/APP`` (``{vm: [nic]}``, a
+nic being ``{"network", "mac", "bridge", "ip", "prefixlen"}``). The last one is what
+:func:`attach_nics` puts into VM specs (MAC and attach-point bridge) and what
+:func:`add_overlay_addresses` shows in ``wind app status``.
+
+MACs are derived from a hash of (tenant, network, VM) with the locally-administered bit set,
+re-drawn on a collision within a network, and then kept: a VM's MAC (and so its address) never
+changes while it exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from overlay import Allocations, Nic, Plan, Site, SiteState, TenantNetwork, diff_plans, plan
+from overlay.errors import OverlayError
+from supervisors import WatchedActor
+from wind_actors.agent._overlay import (OVERLAY_PLANNER, REPORT_INTERVAL, OverlayPeers, OverlayPush,
+                                        OverlayReport, encode_diff, encode_state)
+from wind_actors.agent._ticker import Ticker
+from wind_actors.errors import WindError
+from wind_actors.services import AppDescriptor, Store, VMRecord, parse_descriptor
+
+__all__ = [
+    "OverlayPlanner", "Replan", "add_overlay_addresses", "attach_nics", "nic_mac", "overlay_nics",
+    "replan_now", "plan_inputs",
+]
+
+_log = structlog.get_logger("wind.controller.overlay")
+
+ALLOCATIONS_KEY = "overlay/allocations"
+SITES_KEY = "overlay/sites"
+
+#: Seconds a site may stay behind the planner (a lost push) before it gets its full state again.
+RESYNC_AFTER = 2.5 * REPORT_INTERVAL
+#: Least seconds between two full-state pushes to one site that keeps asking for one.
+FULL_STATE_EVERY = 0.5
+
+
+def nics_key(tenant: str, app: str) -> str:
+    """Returns: the store key of an application's NIC table."""
+    return f"overlay/nics/{tenant}/{app}"
+
+
+def nic_mac(tenant: str, network: str, vm: str, salt: int = 0) -> str:
+    """A VM NIC's MAC: 46 bits of a hash, locally administered, unicast (pure).
+
+    Args:
+        tenant: the network's tenant.
+        network: the network's name.
+        vm: the VM's name.
+        salt: bumped to draw again after a collision within the network.
+
+    Returns:
+        ``"xx:xx:xx:xx:xx:xx"`` in lower case.
+    """
+    digest = bytearray(hashlib.sha256(f"{tenant}/{network}/{vm}/{salt}".encode()).digest()[:6])
+    digest[0] = (digest[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in digest)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What :func:`overlay.plan` is called with, in a canonical order (equal inputs: no re-plan)."""
+
+    sites: tuple[Site, ...]
+    networks: tuple[TenantNetwork, ...]
+    nics: tuple[Nic, ...]
+    owners: tuple[tuple[str, str, str], ...]  # (vm, tenant, app) for every VM with a NIC
+
+
+def plan_inputs(apps: Iterable[AppDescriptor], vms: Iterable[VMRecord], sites: Mapping[str, str],
+                macs: dict[tuple[str, str, str], str]) -> PlanInputs:
+    """Build the planner's input from the desired state (pure but for updating ``macs``).
+
+    Args:
+        apps: every stored application, oldest first (the first to declare a tenant network
+            fixes its CIDR; a later one declaring it with another CIDR is ignored with a warning).
+        vms: every stored VM record; those placed at a site in ``sites`` get one NIC per network
+            of their component.
+        sites: ``{site: underlay_ip}`` of the sites taking part in the overlay.
+        macs: ``{(tenant, network, vm): mac}``, the MACs handed out so far; updated in place
+            (new NICs added, NICs gone dropped).
+
+    Returns:
+        The :class:`PlanInputs`.
+    """
+    networks: dict[tuple[str, str], TenantNetwork] = {}
+    comps: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+    for app in apps:
+        comps[(app.tenant, app.name)] = {c.name: c.networks for c in app.components}
+        for net in app.networks:
+            known = networks.get((app.tenant, net.name))
+            if known is None:
+                networks[(app.tenant, net.name)] = TenantNetwork(app.tenant, net.name, net.cidr)
+            elif known.cidr != net.cidr:
+                _log.warning("overlay.cidr_conflict", tenant=app.tenant, network=net.name, kept=known.cidr,
+                             ignored=net.cidr, app=app.name)
+    wanted: list[tuple[str, str, str, str]] = []  # (tenant, network, vm, site)
+    owners = []
+    for rec in sorted(vms, key=lambda r: r.name):
+        nets = comps.get((rec.tenant, rec.app), {}).get(rec.component, ())
+        if not nets or rec.site not in sites:
+            continue
+        owners.append((rec.name, rec.tenant, rec.app))
+        wanted.extend((rec.tenant, net, rec.name, rec.site) for net in nets if (rec.tenant, net) in networks)
+    keep = {(t, n, vm) for t, n, vm, _ in wanted}
+    for key in [k for k in macs if k not in keep]:
+        del macs[key]
+    used: dict[tuple[str, str], set[str]] = {}
+    for (t, n, _vm), mac in macs.items():
+        used.setdefault((t, n), set()).add(mac)
+    nics = []
+    for tenant, net, vm, site in wanted:
+        mac = macs.get((tenant, net, vm))
+        if mac is None:
+            taken = used.setdefault((tenant, net), set())
+            salt = 0
+            while (mac := nic_mac(tenant, net, vm, salt)) in taken:
+                salt += 1
+            taken.add(mac)
+            macs[(tenant, net, vm)] = mac
+        nics.append(Nic(vm, site, tenant, net, mac))
+    return PlanInputs(tuple(Site(s, ip) for s, ip in sorted(sites.items())),
+                      tuple(networks[k] for k in sorted(networks)), tuple(nics), tuple(owners))
+
+
+def nic_tables(the_plan: Plan, inputs: PlanInputs) -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:
+    """Returns: ``{(tenant, app): {vm: [nic]}}`` with every NIC's MAC, bridge and address (pure)."""
+    app_of = {vm: (tenant, app) for vm, tenant, app in inputs.owners}
+    tables: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for nic in inputs.nics:
+        addr = the_plan.address_of(nic.tenant, nic.network, nic.mac)
+        entry = {"network": nic.network, "mac": nic.mac, "bridge": the_plan.attach_point(nic.site, nic.tenant,
+                                                                                            nic.network),
+                 "ip": addr.ip, "prefixlen": addr.prefixlen}
+        tables.setdefault(app_of[nic.vm], {}).setdefault(nic.vm, []).append(entry)
+    return tables
+
+
+# -- hooks for the rest of the controller ---------------------------------------------------------
+
+
+def overlay_nics(store: Store, tenant: str, app: str) -> dict[str, list[dict[str, Any]]]:
+    """Returns: ``{vm: [nic]}`` of one application, as the planner last persisted it."""
+    return store.get_overlay(nics_key(tenant, app), {}) or {}
+
+
+def attach_nics(specs_by_site: Mapping[str, list[dict[str, Any]]], store: Store, tenant: str, app: str) -> None:
+    """Give the NICs of VM specs about to be sent to agents their MAC and attach-point bridge.
+
+    Args:
+        specs_by_site: ``{site: [{"spec": VMSpec.as_dict(), ...}]}``; changed in place.
+        store: where the planner keeps the NIC tables.
+        tenant: the application's tenant (spec NIC networks are ``TENANT.NETWORK``).
+        app: the application.
+    """
+    table = None
+    prefix = f"{tenant}."
+    for items in specs_by_site.values():
+        for item in items:
+            spec = item["spec"]
+            if not spec.get("nics"):
+                continue
+            if table is None:
+                table = overlay_nics(store, tenant, app)
+            planned = {e["network"]: e for e in table.get(spec["name"], ())}
+            for nic in spec["nics"]:
+                net = nic["network"].removeprefix(prefix)
+                entry = planned.get(net)
+                if entry is not None:
+                    nic["mac"], nic["bridge"], nic["tap"] = entry["mac"], entry["bridge"], None
+
+
+def add_overlay_addresses(rows: Iterable[dict[str, Any]], store: Store) -> None:
+    """Add each VM's overlay NICs to ``wind app status`` rows, in place.
+
+    Every VM row gets ``"overlay": [{"network", "ip", "prefixlen", "mac", "bridge"}]`` (empty
+    for a VM with no tenant network, or one the planner has not placed on the overlay yet).
+    """
+    for row in rows:
+        table = overlay_nics(store, row["tenant"], row["app"])
+        for vm in row.get("vms", ()):
+            vm["overlay"] = [dict(e) for e in table.get(vm["name"], ())]
+
+
+@dataclass(frozen=True)
+class Replan:
+    """Ask the planner to re-plan now. Reply: ``{"generation", "sites_pushed", "plan_ms"}``."""
+
+
+def replan_now(node: Any, timeout: float = 10.0) -> dict[str, Any] | None:
+    """Have the controller node's planner re-plan and push before returning (deploy calls it, so
+    a new VM's NICs are planned before its spec is sent). Returns its reply, or None if there is
+    no planner running or it did not answer in time (its next tick re-plans anyway)."""
+    ref = node.whereis(OVERLAY_PLANNER)
+    if ref is None:
+        return None
+    try:
+        return ref.ask(Replan(), timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - a deploy must not fail because the overlay lags
+        _log.warning("overlay.replan_failed", error=str(exc))
+        return None
+
+
+# -- the planner actor -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tick:
+    pass
+
+
+class _Agent:
+    """What the planner knows of one site's agent (planner thread only)."""
+
+    __slots__ = ("ref", "node", "address", "held", "expected", "last_push", "last_full")
+
+    def __init__(self, ref: Any, address: str) -> None:
+        self.ref, self.node, self.address = ref, ref.node_name, address
+        self.held: tuple[str | None, int | None] = (None, None)   # (epoch, generation) it reported
+        self.expected: int | None = None   # generation it will hold once our pushes arrive
+        self.last_push = float("-inf")
+        self.last_full = float("-inf")
+
+
+class OverlayPlanner(WatchedActor):
+    """The controller's overlay planner (see the module docstring).
+
+    Args:
+        node: the controller node.
+        store: the desired-state store.
+        interval: seconds between periodic re-plans.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, node: Any, store: Store, interval: float = 1.0) -> None:
+        super().__init__()
+        self.node, self.store, self.interval = node, store, interval
+        self.epoch = secrets.token_hex(4)
+        self.plan: Plan | None = None
+        self.generation: dict[str, int] = {}
+        self.agents: dict[str, _Agent] = {}
+        self.sites: dict[str, str] = {}
+        self._macs: dict[tuple[str, str, str], str] = {}
+        self._inputs: PlanInputs | None = None
+        self._allocations = Allocations()
+        self._descriptors: dict[tuple[str, str], tuple[float, AppDescriptor]] = {}
+        self._tables: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ticker: Ticker | None = None
+
+    # -- hooks (actor thread) -----------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Restore allocations, sites and MACs from the store, plan, and start re-planning."""
+        data = self.store.get_overlay(ALLOCATIONS_KEY)
+        if data:
+            self._allocations = Allocations.from_dict(data)
+        self.sites = dict(self.store.get_overlay(SITES_KEY, {}) or {})
+        for rec in self.store.list_applications():
+            table = overlay_nics(self.store, rec.tenant, rec.name)
+            self._tables[(rec.tenant, rec.name)] = table
+            for vm, entries in table.items():
+                for e in entries:
+                    self._macs[(rec.tenant, e["network"], vm)] = e["mac"]
+        self.node.register(OVERLAY_PLANNER, self.actor_ref)
+        self._ticker = Ticker(self.actor_ref, self.interval, _Tick(), name="wind-overlay-planner")
+        self.replan()
+        _log.info("overlay.planner_started", epoch=self.epoch, sites=len(self.sites))
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.on_stop()
+
+    def on_receive(self, msg: Any) -> Any:
+        if isinstance(msg, _Tick):
+            self.replan()
+            return None
+        if isinstance(msg, OverlayReport):
+            return self._on_report(msg)
+        if isinstance(msg, Replan):
+            return self.replan(force=True)
+        return None
+
+    # -- planning -------------------------------------------------------------------------------------
+
+    def _apps(self) -> list[AppDescriptor]:
+        apps = []
+        seen = set()
+        for rec in sorted(self.store.list_applications(), key=lambda r: r.created):
+            key = (rec.tenant, rec.name)
+            seen.add(key)
+            cached = self._descriptors.get(key)
+            if cached is None or cached[0] != rec.updated:
+                cached = self._descriptors[key] = (rec.updated, parse_descriptor(rec.descriptor,
+                                                                                allow_unsupported=True))
+            apps.append(cached[1])
+        for key in [k for k in self._descriptors if k not in seen]:
+            del self._descriptors[key]
+        return apps
+
+    def replan(self, force: bool = False) -> dict[str, Any]:
+        """Re-plan from the store; persist and push what changed.
+
+        Args:
+            force: plan even when the inputs look unchanged (pushes only what differs anyway).
+
+        Returns:
+            ``{"generation": {site: n}, "sites_pushed": [...], "plan_ms"}``.
+        """
+        begin = time.perf_counter()
+        try:
+            inputs = plan_inputs(self._apps(), self.store.vms(), self.sites, self._macs)
+        except WindError as exc:
+            _log.error("overlay.inputs_failed", error=str(exc))
+            return {"generation": dict(self.generation), "sites_pushed": [], "plan_ms": 0.0}
+        if not force and inputs == self._inputs and self.plan is not None:
+            return {"generation": dict(self.generation), "sites_pushed": [], "plan_ms": 0.0}
+        previous = self.plan.allocations if self.plan is not None else self._allocations
+        try:
+            new = plan(inputs.sites, inputs.networks, inputs.nics, previous=previous)
+        except OverlayError as exc:
+            # The last good plan stays realized; the error names the network or NIC at fault.
+            _log.error("overlay.plan_failed", error=str(exc))
+            return {"generation": dict(self.generation), "sites_pushed": [], "plan_ms": 0.0}
+        plan_ms = (time.perf_counter() - begin) * 1000
+        self._persist(new, inputs)
+        changes = diff_plans(self.plan, new)
+        old, self.plan, self._inputs = self.plan, new, inputs
+        pushed = []
+        for site, state in new.sites.items():
+            change = changes.get(site)
+            if change is None and site in self.generation:
+                continue
+            self.generation[site] = self.generation.get(site, 0) + 1
+            if self._push(site, state, change if old is not None else None):
+                pushed.append(site)
+        if changes:
+            _log.info("overlay.replanned", sites_changed=sorted(changes), plan_ms=round(plan_ms, 2))
+        return {"generation": dict(self.generation), "sites_pushed": pushed, "plan_ms": plan_ms}
+
+    def _persist(self, new: Plan, inputs: PlanInputs) -> None:
+        allocations = new.allocations.to_dict()
+        if self.plan is None or allocations != self.plan.allocations.to_dict():
+            self.store.put_overlay(ALLOCATIONS_KEY, allocations)
+        if self.store.get_overlay(SITES_KEY, {}) != self.sites:
+            self.store.put_overlay(SITES_KEY, dict(self.sites))
+        tables = nic_tables(new, inputs)
+        for key in set(tables) | set(self._tables):
+            table = tables.get(key, {})
+            if table != self._tables.get(key):
+                if table:
+                    self.store.put_overlay(nics_key(*key), table)
+                else:
+                    self.store.delete_overlay(nics_key(*key))
+        self._tables = tables
+
+    # -- agents -----------------------------------------------------------------------------------------
+
+    def _push(self, site: str, state: SiteState, change: Any) -> bool:
+        """Send ``site`` generation ``self.generation[site]``: the diff when its agent will be at
+        the diff's base, else the full state. Returns whether anything was sent."""
+        agent = self.agents.get(site)
+        if agent is None:
+            return False
+        gen = self.generation[site]
+        now = time.monotonic()
+        if change is not None and agent.expected == gen - 1:
+            push = OverlayPush(site, self.epoch, gen, gen - 1, encode_diff(change))
+        else:
+            push = OverlayPush(site, self.epoch, gen, None, encode_state(state))
+            agent.last_full = now
+        try:
+            agent.ref.tell(push)
+        except WindError as exc:
+            _log.warning("overlay.push_failed", site=site, error=str(exc))
+            agent.expected = None
+            return False
+        agent.expected, agent.last_push = gen, now
+        return True
+
+    def _on_report(self, msg: OverlayReport) -> None:
+        site = msg.site
+        agent = self.agents.get(site)
+        if agent is None or agent.ref != msg.agent or agent.address != msg.address:
+            agent = self.agents[site] = _Agent(msg.agent, msg.address)
+            _log.info("overlay.agent_joined", site=site, node=agent.node, underlay_ip=msg.underlay_ip)
+        agent.held = (msg.epoch, msg.generation)
+        if msg.error:
+            _log.warning("overlay.agent_error", site=site, error=msg.error)
+        self._share_peers(agent, msg.peers)
+        if msg.underlay_ip != self.sites.get(site):
+            if msg.underlay_ip is None:
+                self.sites.pop(site, None)
+            else:
+                self.sites[site] = msg.underlay_ip
+            self.replan()  # the site joins (or leaves) the overlay; the push carries its state
+        if msg.underlay_ip is None or self.plan is None or site not in self.plan.sites:
+            return
+        gen = self.generation.get(site)
+        if agent.held == (self.epoch, gen):
+            agent.expected = gen
+            return
+        now = time.monotonic()
+        if (msg.want_state and now - agent.last_full >= FULL_STATE_EVERY) or now - agent.last_push >= RESYNC_AFTER:
+            self._push(site, self.plan.sites[site], None)
+
+    def _share_peers(self, agent: _Agent, known: int) -> None:
+        if known >= len(self.agents) - 1:
+            return
+        peers = {a.node: a.address for a in self.agents.values() if a is not agent}
+        try:
+            agent.ref.tell(OverlayPeers(peers))
+        except WindError as exc:
+            _log.debug("overlay.peers_not_sent", node=agent.node, error=str(exc))
+
+
+def start_planner(node: Any, store: Store, interval: float = 1.0) -> Any:
+    """Start the :class:`OverlayPlanner` (the controller tree's child-spec start function)."""
+    return OverlayPlanner.start(node, store, interval)
