@@ -63,12 +63,26 @@ def configure_logging(fmt: str | None = None, level: str | None = None, *, force
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     _configured = True
 
 
+class _CurrentStderr:
+    """A file-like object that writes to whatever ``sys.stderr`` is *now*.
+
+    structlog's PrintLogger keeps the file it was given; binding the real
+    stream at configure time breaks when stderr is swapped later (pytest's
+    capture, daemons redirecting their output)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def get_logger(name: str, **bound: Any) -> Any:
     """Return a structlog logger bound to ``logger=name`` and any extra context."""
-    return structlog.get_logger(logger=name, **bound)
+    return structlog.get_logger().bind(logger=name, **bound)
