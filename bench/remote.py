@@ -1,8 +1,10 @@
 """Benchmark: Wind remote tell/ask against raw pyzmq + msgpack, and node-down detection.
 
-Two OS processes each time: this one (the sender) and a child serving either a Wind node or
-raw ZeroMQ sockets. Every figure is measured in this run, with CURVE on for both Wind and the
-raw baseline, then again with CURVE off. The last line of output is one JSON object.
+Two OS processes per figure: this one (the sender) and a child serving either a Wind node or
+raw ZeroMQ sockets (both children stay up while Wind and raw alternate in rounds). Every
+figure is measured in this run, with CURVE on for both Wind and the raw baseline, then again
+with CURVE off. Same payload both sides: an int and 100 bytes. The last line of output is one
+JSON object. Run it on an otherwise idle machine: the load average is printed.
 
     .venv/bin/python bench/remote.py [--quick]
 """
@@ -140,66 +142,106 @@ def _end(proc: subprocess.Popen[str]) -> None:
 # -- measurements -----------------------------------------------------------------------------
 
 
-def wind_figures(keys: str, insecure: bool, n_tell: int, n_ask: int) -> dict[str, float]:
-    proc, info = _spawn("--serve-wind", keys, insecure)
-    settings: dict[str, Any] = {"name": "a@bench"}
-    settings.update(insecure=True) if insecure else settings.update(keys_dir=keys)
-    node = Node.start(**settings)
-    try:
-        node.connect("b@bench", info["address"])
-        sink = node.ref("sink@b@bench")
-        sink.ask(Count())
-        rates = []
-        for _ in range(3):
-            before = sink.ask(Count())
-            started = time.perf_counter()
-            for i in range(n_tell):
-                sink.tell(Payload(i, PAYLOAD))
-            assert sink.ask(Count(), timeout=60) == before + n_tell
-            rates.append(n_tell / (time.perf_counter() - started))
-        rtts = []
-        for i in range(n_ask):
+class WindSide:
+    """The sender's Wind node and a ref to the sink of a Wind node in a child process."""
+
+    def __init__(self, keys: str, insecure: bool) -> None:
+        self.proc, info = _spawn("--serve-wind", keys, insecure)
+        settings: dict[str, Any] = {"name": "a@bench"}
+        settings.update(insecure=True) if insecure else settings.update(keys_dir=keys)
+        self.node = Node.start(**settings)
+        self.node.connect("b@bench", info["address"])
+        self.sink = self.node.ref("sink@b@bench")
+        for i in range(300):  # warm up: connections, code paths, allocator
+            self.sink.ask(Payload(-1 - i, PAYLOAD))
+
+    def tell_rate(self, n: int) -> float:
+        sink = self.sink
+        before = sink.ask(Count())
+        started = time.perf_counter()
+        for i in range(n):
+            sink.tell(Payload(i, PAYLOAD))
+        assert sink.ask(Count(), timeout=60) == before + n
+        return n / (time.perf_counter() - started)
+
+    def rtts(self, n: int) -> list[float]:
+        sink, out = self.sink, []
+        for i in range(n):
             started = time.perf_counter()
             sink.ask(Payload(-1 - i, PAYLOAD))
-            rtts.append((time.perf_counter() - started) * 1e6)
-    finally:
-        node.stop()
-        _end(proc)
-    return {"tell_msgs_per_s": max(rates), "ask_rtt_us_median": statistics.median(rtts)}
+            out.append((time.perf_counter() - started) * 1e6)
+        return out
+
+    def close(self) -> None:
+        self.node.stop()
+        _end(self.proc)
 
 
-def raw_figures(keys: str, insecure: bool, n_tell: int, n_ask: int) -> dict[str, float]:
-    proc, info = _spawn("--serve-raw", keys, insecure)
-    ctx = zmq.Context()
-    push, dealer, done = ctx.socket(zmq.PUSH), ctx.socket(zmq.DEALER), ctx.socket(zmq.PULL)
-    try:
-        done.bind("tcp://127.0.0.1:0")
-        proc.stdin.write(json.dumps({"done": done.getsockopt_string(zmq.LAST_ENDPOINT)}) + "\n")  # type: ignore[union-attr]
-        proc.stdin.flush()  # type: ignore[union-attr]
-        for sock, endpoint in ((push, info["pull"]), (dealer, info["router"])):
+class RawSide:
+    """Raw pyzmq + msgpack: PUSH into a PULL, DEALER round trips to a ROUTER (child process)."""
+
+    def __init__(self, keys: str, insecure: bool) -> None:
+        self.proc, info = _spawn("--serve-raw", keys, insecure)
+        self.ctx = zmq.Context()
+        self.push, self.dealer = self.ctx.socket(zmq.PUSH), self.ctx.socket(zmq.DEALER)
+        self.done = self.ctx.socket(zmq.PULL)
+        self.done.bind("tcp://127.0.0.1:0")
+        self.proc.stdin.write(json.dumps({"done": self.done.getsockopt_string(zmq.LAST_ENDPOINT)}) + "\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        for sock, endpoint in ((self.push, info["pull"]), (self.dealer, info["router"])):
             _curve_client(sock, keys, insecure)
             sock.setsockopt(zmq.SNDHWM, 0)
             sock.connect(endpoint)
+        self.push.send(msgpack.packb([-1, PAYLOAD]))
+        self.done.recv()
+        self.rtts(300)  # warm up, as the Wind side
+
+    def tell_rate(self, n: int) -> float:
+        push = self.push
+        started = time.perf_counter()
+        for i in range(n):
+            push.send(msgpack.packb([i, PAYLOAD]))
         push.send(msgpack.packb([-1, PAYLOAD]))
-        done.recv()
-        rates = []
-        for _ in range(3):
-            started = time.perf_counter()
-            for i in range(n_tell):
-                push.send(msgpack.packb([i, PAYLOAD]))
-            push.send(msgpack.packb([-1, PAYLOAD]))
-            assert msgpack.unpackb(done.recv()) == n_tell + 1
-            rates.append((n_tell + 1) / (time.perf_counter() - started))
-        rtts = []
-        for i in range(n_ask):
+        assert msgpack.unpackb(self.done.recv()) == n + 1
+        return (n + 1) / (time.perf_counter() - started)
+
+    def rtts(self, n: int) -> list[float]:
+        dealer, out = self.dealer, []
+        for i in range(n):
             started = time.perf_counter()
             dealer.send(msgpack.packb([i, PAYLOAD]))
             msgpack.unpackb(dealer.recv())
-            rtts.append((time.perf_counter() - started) * 1e6)
+            out.append((time.perf_counter() - started) * 1e6)
+        return out
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+        _end(self.proc)
+
+
+def throughput_and_rtt(keys: str, insecure: bool, n_tell: int, n_ask: int,
+                       rounds: int) -> dict[str, Any]:
+    """Wind and raw measured in interleaved rounds (both child processes up throughout), so
+    a load change on the machine hits both alike; figures are medians over rounds/samples."""
+    wind, raw = WindSide(keys, insecure), RawSide(keys, insecure)
+    tell_w: list[float] = []
+    tell_r: list[float] = []
+    rtt_w: list[float] = []
+    rtt_r: list[float] = []
+    try:
+        for r in range(rounds):
+            sides = ((wind, tell_w, rtt_w), (raw, tell_r, rtt_r))
+            for side, tells, rtts in (sides if r % 2 == 0 else sides[::-1]):
+                rtts.extend(side.rtts(n_ask // rounds))
+                tells.append(side.tell_rate(n_tell // rounds))
     finally:
-        ctx.destroy(linger=0)
-        _end(proc)
-    return {"raw_push_pull_msgs_per_s": max(rates), "raw_rtt_us_median": statistics.median(rtts)}
+        wind.close()
+        raw.close()
+    return {"tell_msgs_per_s": statistics.median(tell_w),
+            "raw_push_pull_msgs_per_s": statistics.median(tell_r),
+            "tell_ratio_per_round": [round(w / r, 3) for w, r in zip(tell_w, tell_r)],
+            "ask_rtt_us_median": statistics.median(rtt_w),
+            "raw_rtt_us_median": statistics.median(rtt_r)}
 
 
 def nodedown_ms(keys: str, insecure: bool, rounds: int) -> list[float]:
@@ -253,18 +295,18 @@ def partition_ms(keys: str, insecure: bool, rounds: int) -> list[float]:
 
 
 def run(keys: str, insecure: bool, quick: bool) -> dict[str, float]:
-    n_tell, n_ask = (20000, 500) if quick else (100000, 2000)
-    wind = wind_figures(keys, insecure, n_tell, n_ask)
-    raw = raw_figures(keys, insecure, n_tell, n_ask)
+    n_tell, n_ask, rounds = (40000, 2000, 4) if quick else (150000, 6000, 6)
+    fig = throughput_and_rtt(keys, insecure, n_tell, n_ask, rounds)
     downs = nodedown_ms(keys, insecure, 3 if quick else 7)
     silent = partition_ms(keys, insecure, 3)
     return {
-        "tell_msgs_per_s": round(wind["tell_msgs_per_s"]),
-        "raw_push_pull_msgs_per_s": round(raw["raw_push_pull_msgs_per_s"]),
-        "tell_ratio_vs_raw": round(wind["tell_msgs_per_s"] / raw["raw_push_pull_msgs_per_s"], 3),
-        "ask_rtt_us_median": round(wind["ask_rtt_us_median"], 1),
-        "raw_rtt_us_median": round(raw["raw_rtt_us_median"], 1),
-        "ask_rtt_ratio_vs_raw": round(wind["ask_rtt_us_median"] / raw["raw_rtt_us_median"], 3),
+        "tell_msgs_per_s": round(fig["tell_msgs_per_s"]),
+        "raw_push_pull_msgs_per_s": round(fig["raw_push_pull_msgs_per_s"]),
+        "tell_ratio_vs_raw": round(fig["tell_msgs_per_s"] / fig["raw_push_pull_msgs_per_s"], 3),
+        "tell_ratio_per_round": fig["tell_ratio_per_round"],
+        "ask_rtt_us_median": round(fig["ask_rtt_us_median"], 1),
+        "raw_rtt_us_median": round(fig["raw_rtt_us_median"], 1),
+        "ask_rtt_ratio_vs_raw": round(fig["ask_rtt_us_median"] / fig["raw_rtt_us_median"], 3),
         "nodedown_detect_ms_median": round(statistics.median(downs), 2),
         "nodedown_detect_ms_max": round(max(downs), 2),
         "partition_detect_ms_median": round(statistics.median(silent), 1),
@@ -277,20 +319,24 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("WIND_LOG_LEVEL", "WARNING")
     configure_logging()
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as keys:
         for name in ("b@bench", "a@bench"):
             generate_keys(name, keys)
         curve = run(keys, insecure=False, quick=args.quick)
         plain = run(keys, insecure=True, quick=args.quick)
+    print(f"load average before: {load_before}; after: {os.getloadavg()[0]:.2f}")
     print("payload: a registered message of an int and 100 bytes; raw: msgpack [int, 100 bytes]")
+    print("rounds interleave Wind and raw (order alternating); medians over rounds and samples")
     print("CURVE on (Wind and raw alike):")
     for key, value in curve.items():
         print(f"  {key:28} {value}")
     print("CURVE off:")
     for key, value in plain.items():
         print(f"  {key:28} {value}")
-    result = dict(curve)
+    result: dict[str, Any] = dict(curve)
     result.update({f"{k}_curve_off": v for k, v in plain.items()})
+    result["load_average_1min"] = load_before
     print("nodedown = SIGKILL to DOWN (TCP close seen by ZeroMQ); partition = heartbeats only")
     result["targets"] = {"tell_ratio_vs_raw": ">= 0.5", "ask_rtt_ratio_vs_raw": "<= 2.0",
                          "nodedown_detect_ms_median": "< 1000"}

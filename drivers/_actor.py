@@ -41,6 +41,10 @@ class _Lost:
     error: ConnectionLost
 
 
+class _Demand:
+    """Told to the actor when its subscribers went from none to some, or back."""
+
+
 def driver_factory(kind: str, /, **config: Any) -> DriverFactory:
     """A factory building a fresh driver from the registry on every (re)start.
 
@@ -75,6 +79,13 @@ class DriverActor(WatchedActor):
     Events: each :class:`VMEvent` goes to every subscriber (ActorRefs by
     ``tell``; callables on the driver's event thread) straight from the
     driver's event thread, so a long call on this actor never delays them.
+    The actor subscribes to its driver's events only while it has
+    subscribers itself (a backend may charge for watching: libvirt does);
+    when the first one arrives through :meth:`subscribe` it starts
+    watching before taking the inventory it returns, and when one is added
+    to the :class:`Subscribers` directly, it starts watching once it has
+    handled the notice and then sends every subscriber a fresh inventory, so
+    nothing between the two goes unseen.
 
     A backend call that hangs blocks only this actor (its thread is a daemon
     thread, so it never keeps the process alive).
@@ -107,7 +118,7 @@ class DriverActor(WatchedActor):
         self._attempts = max(1, connect_attempts)
         self._backoff = backoff
         self._driver: Driver | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None  # set while forwarding the driver's events
         self._rng = random.Random()
 
     # --- hooks ------------------------------------------------------------------
@@ -122,7 +133,9 @@ class DriverActor(WatchedActor):
         self._driver = driver
         self._connect_with_backoff(driver)
         try:
-            self._unsubscribe = driver.subscribe(self._forward)
+            self.subscribers.listen(self._on_demand)
+            if len(self.subscribers):
+                self._unsubscribe = driver.subscribe(self._forward)
             driver.watch_connection(self._on_lost)
             generation = self.subscribers.next_generation()
             inventory = self._inventory(generation)
@@ -157,6 +170,7 @@ class DriverActor(WatchedActor):
         self._teardown()
 
     def _teardown(self) -> None:
+        self.subscribers.unlisten(self._on_demand)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -167,12 +181,35 @@ class DriverActor(WatchedActor):
         """Actor thread: a ``_Lost`` notice crashes the actor with its ConnectionLost."""
         if isinstance(message, _Lost):
             raise message.error
+        if isinstance(message, _Demand):
+            if self._forwarding(bool(len(self.subscribers))):
+                self.subscribers.send(self._call(lambda d: self._inventory()))
+            return None
         return super().on_receive(message)
+
+    def _forwarding(self, wanted: bool) -> bool:
+        """Start or stop forwarding the driver's events; True if it just started."""
+        assert self._driver is not None
+        if wanted and self._unsubscribe is None:
+            self._unsubscribe = self._driver.subscribe(self._forward)
+            return True
+        if not wanted and self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        return False
 
     # --- event plumbing (backend threads) ------------------------------------------
 
     def _forward(self, event: VMEvent) -> None:
         self.subscribers.send(event)
+
+    def _on_demand(self, _wanted: bool) -> None:
+        # Any thread (whoever changed the subscribers): the actor thread owns
+        # the driver, so it re-reads the subscribers there and acts on that.
+        try:
+            self.actor_ref.tell(_Demand())
+        except pykka.ActorDeadError:
+            pass  # the next incarnation looks at the subscribers in on_start
 
     def _on_lost(self, error: ConnectionLost) -> None:
         try:
@@ -216,6 +253,7 @@ class DriverActor(WatchedActor):
         The subscription survives restarts of this actor. The target is sent
         the current inventory at once, which is also returned.
         """
+        self._forwarding(True)  # before the inventory: no event after it goes unseen
         inventory = self._call(lambda d: self._inventory())
         self.subscribers.add(target)
         self.subscribers.send(inventory, only=target)

@@ -214,12 +214,39 @@ class Driver(abc.ABC):
             key = self._next_sub
             self._next_sub += 1
             self._subscribers[key] = callback
+            first = len(self._subscribers) == 1
+        if first:
+            self._demand(True)
 
         def unsubscribe() -> None:
             with self._sub_lock:
-                self._subscribers.pop(key, None)
+                last = self._subscribers.pop(key, None) is not None and not self._subscribers
+            if last:
+                self._demand(False)
 
         return unsubscribe
+
+    @property
+    def has_subscribers(self) -> bool:
+        """Whether any event callback is subscribed."""
+        return bool(self._subscribers)
+
+    def _demand(self, wanted: bool) -> None:
+        try:
+            self.on_event_demand(wanted)
+        except Exception:  # a subscription must not fail because the backend hiccupped
+            _log.exception("driver.event_demand_failed", driver=self.name, wanted=wanted)
+
+    def on_event_demand(self, wanted: bool) -> None:
+        """Hook: the first subscriber arrived (``True``) or the last one left (``False``).
+
+        Runs on the thread that called :meth:`subscribe` or the unsubscribe
+        function, after the subscription changed. A driver whose backend
+        charges for watching events (libvirt delivers each one into Python
+        on its event thread, taking the GIL) can start and stop watching
+        here; it must then not rely on events it no longer receives. The
+        default does nothing. Exceptions are logged and dropped.
+        """
 
     def emit(self, kind: EventKind | str, vm: str, detail: str = "", host: str | None = None) -> VMEvent:
         """Deliver an event to every subscriber (for driver implementations).
@@ -228,8 +255,9 @@ class Driver(abc.ABC):
             The event delivered.
         """
         event = VMEvent(EventKind(kind), vm, self.name, detail, host=host)
-        with self._sub_lock:
-            callbacks = list(self._subscribers.values())
+        # Copy without the lock: dict.values() snapshot via tuple() is atomic
+        # under the GIL, and this runs once per event on the backend's thread.
+        callbacks = tuple(self._subscribers.values())
         for cb in callbacks:
             try:
                 cb(event)

@@ -35,17 +35,43 @@ class Subscribers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._targets: dict[Any, Subscriber] = {}
+        self._listener: Callable[[bool], None] | None = None
         self.generation = 0
 
     def add(self, target: Subscriber) -> None:
         """Subscribe ``target`` (idempotent)."""
         with self._lock:
+            first = not self._targets
             self._targets[_key(target)] = target
+            listener = self._listener if first else None
+        if listener is not None:
+            listener(True)
 
     def remove(self, target: Subscriber) -> bool:
         """Unsubscribe ``target``; returns whether it was subscribed."""
         with self._lock:
-            return self._targets.pop(_key(target), None) is not None
+            removed = self._targets.pop(_key(target), None) is not None
+            listener = self._listener if removed and not self._targets else None
+        if listener is not None:
+            listener(False)
+        return removed
+
+    def listen(self, listener: Callable[[bool], None] | None) -> None:
+        """Call ``listener(True)`` when the first subscriber arrives and ``listener(False)`` when the last leaves.
+
+        One listener at a time (the current incarnation of the driver actor,
+        which watches the backend's events only while someone listens);
+        ``None`` removes it. It runs on the thread that added or removed the
+        subscriber, after the change, and must not block.
+        """
+        with self._lock:
+            self._listener = listener
+
+    def unlisten(self, listener: Callable[[bool], None]) -> None:
+        """Remove ``listener`` if it is still the one listening (an old incarnation must not remove a new one's)."""
+        with self._lock:
+            if self._listener == listener:
+                self._listener = None
 
     def __len__(self) -> int:
         with self._lock:

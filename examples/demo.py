@@ -12,6 +12,7 @@ undeploys it, and shuts everything down cleanly.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -79,6 +80,7 @@ def prepare(workdir: Path, port: int) -> ProcessCluster:
 
 def main() -> int:
     started = time.monotonic()
+    os.environ.setdefault("COLUMNS", "110")  # the CLI's tables, captured here, render this wide
     workdir = Path(tempfile.mkdtemp(prefix="wind-demo-"))
     cluster = prepare(workdir, free_port())
     ok = False
@@ -100,6 +102,7 @@ def main() -> int:
             "1 database pinned to storage=ssd")
         run(cluster, "app", "deploy", str(HERE / "apps" / "web.yaml"))
         run(cluster, "app", "status", "web")
+        wait_until("the next site reports", lambda: sum(row["vms"] for row in query(cluster, "sites")) == 4)
         run(cluster, "sites")
 
         say("Deploying it again is idempotent: nothing changes")
@@ -125,6 +128,8 @@ def main() -> int:
         say("Undeploying the application")
         run(cluster, "app", "undeploy", "web")
         run(cluster, "app", "status")
+        wait_until("every site to report its VMs gone",
+                   lambda: sum(row["vms"] for row in query(cluster, "sites")) == 0)
         run(cluster, "sites")
         ok = True
     except Exception as exc:  # noqa: BLE001 - the demo reports and still cleans up

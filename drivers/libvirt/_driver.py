@@ -20,9 +20,12 @@ from .._events import EventKind
 from .._info import VMInfo
 from .._spec import NicSpec, VMSpec, check_name
 from .._state import VMState
-from ..errors import AuthenticationFailed, CapacityExceeded, ConnectionLost, InvalidState, VMExists, VMNotFound
+from ..errors import (
+    AuthenticationFailed, CapacityExceeded, ConnectionLost, DriverError, InvalidState, VMExists, VMNotFound,
+)
 from ._errors import translate
 from ._eventloop import ensure_event_loop
+from ._ledger import UsageLedger
 from ._states import map_event, map_state
 from ._xml import WIND_NS, domain_xml, nic_xml, parse_domain
 
@@ -37,6 +40,8 @@ _ALLOWED_FROM = {
     "reboot": frozenset({VMState.RUNNING}),
 }
 
+_UNDEFINE_FLAGS = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+
 _log = structlog.get_logger("wind.drivers.libvirt")
 
 
@@ -45,9 +50,15 @@ class LibvirtDriver(Driver):
 
     Lifecycle events arrive through libvirt's event loop, one thread per
     process (:func:`drivers.libvirt.ensure_event_loop`); subscriber callbacks
-    run on that thread. Capacity is accounted by us (libvirt's test driver
-    does not enforce it): a start that would over-commit cpus or memory
-    raises CapacityExceeded.
+    run on that thread. The driver registers with libvirt for them only
+    while it has subscribers: libvirt-python delivers every event into
+    Python on that thread, and the GIL hand-offs it causes cost more than
+    the libvirt calls themselves (bench/drivers.py). While it watches, it
+    also keeps the active domains' usage and a name -> domain cache
+    up to date from the events; while it does not, it asks libvirt instead.
+
+    Capacity is accounted by us (libvirt's test driver does not enforce it):
+    a start that would over-commit cpus or memory raises CapacityExceeded.
 
     ``test:///default`` is shared by every connection in the process (a
     reconnect finds the same domains); ``test:///abs/path/host.xml`` opens a
@@ -96,6 +107,12 @@ class LibvirtDriver(Driver):
         self._conn: libvirt.virConnect | None = None
         self._callback_id: int | None = None
         self._lock = threading.Lock()  # serializes capacity check + start
+        # What active domains hold, kept from our own calls and libvirt's events
+        # (see _ledger); guarded by _ledger_lock, which is never held across a
+        # libvirt call because the event thread takes it too.
+        self._ledger = UsageLedger()
+        self._ledger_lock = threading.Lock()
+        self._events_lock = threading.Lock()  # (de)registering the lifecycle callback
         # name -> virDomain, saving a lookup per call; dropped on undefine (ours
         # or anyone's: the REMOVED event) so a re-defined name is looked up again.
         self._doms: dict[str, libvirt.virDomain] = {}
@@ -132,8 +149,6 @@ class LibvirtDriver(Driver):
                 conn.setKeepAlive(5, 3)  # remote URIs: notice a dead daemon within ~20 s
             with contextlib.suppress(libvirt.libvirtError):
                 conn.registerCloseCallback(self._on_close, None)
-            self._callback_id = conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
             info = conn.getInfo()
             self.host = conn.getHostname()
         except libvirt.libvirtError as exc:
@@ -141,20 +156,60 @@ class LibvirtDriver(Driver):
                 conn.close()
             raise translate(exc, driver=self.name, op="connect") from exc
         self._host_total = Resources(self._cpus or int(info[2]), self._memory_mb or int(info[1]), self._disk_gb)
-        self._conn = conn
+        with self._events_lock:
+            self._callback_id = None  # a dropped connection (_on_close) took its registration with it
+            self._conn = conn
+        if self.has_subscribers:
+            try:
+                self.on_event_demand(True)
+            except DriverError:
+                self.close()
+                raise
         _log.debug("libvirt.connected", driver=self.name, uri=self.uri, host=self.host)
+
+    @property
+    def watching_events(self) -> bool:
+        """Whether the lifecycle callback is registered with libvirt (connected, with subscribers)."""
+        return self._callback_id is not None
+
+    def on_event_demand(self, wanted: bool) -> None:
+        """Register the lifecycle callback with libvirt while there are subscribers (caller's thread).
+
+        Raises:
+            DriverError: libvirt refused the registration (the subscriber is
+                kept; :meth:`connect` registers again on reconnect).
+        """
+        with self._events_lock:
+            conn = self._conn
+            if conn is None or wanted == (self._callback_id is not None):
+                return
+            # Both ways, forget what the events kept: while unwatched nothing
+            # tells us about changes made by others.
+            self._doms.clear()
+            with self._ledger_lock:
+                self._ledger.invalidate()
+            try:
+                if wanted:
+                    self._callback_id = conn.domainEventRegisterAny(
+                        None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+                else:
+                    callback_id, self._callback_id = self._callback_id, None
+                    conn.domainEventDeregisterAny(callback_id)
+            except libvirt.libvirtError as exc:
+                raise translate(exc, driver=self.name, op="watch_events") from exc
 
     def close(self) -> None:
         """Deregister events and close the connection (idempotent, never raises)."""
-        conn, self._conn = self._conn, None
+        with self._events_lock:
+            conn, self._conn = self._conn, None
+            callback_id, self._callback_id = self._callback_id, None
         self._doms.clear()
         if conn is None:
             return
         with contextlib.suppress(libvirt.libvirtError):
-            if self._callback_id is not None:
-                conn.domainEventDeregisterAny(self._callback_id)
+            if callback_id is not None:
+                conn.domainEventDeregisterAny(callback_id)
             conn.unregisterCloseCallback()
-        self._callback_id = None
         with contextlib.suppress(libvirt.libvirtError):
             conn.close()
 
@@ -169,28 +224,44 @@ class LibvirtDriver(Driver):
     def _on_lifecycle(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
         # libvirt event-loop thread.
         mapped = map_event(event, detail)
-        if mapped is not None and mapped[0] is EventKind.REMOVED:
-            self._doms.pop(dom.name(), None)
-        if mapped is not None:
-            self.emit(mapped[0], dom.name(), mapped[1], self.host)
+        if mapped is None:
+            return
+        kind, name = mapped[0], dom.name()
+        with self._ledger_lock:
+            self._ledger.observe(name, kind)
+        if kind is EventKind.REMOVED:
+            self._doms.pop(name, None)
+        self.emit(kind, name, mapped[1], self.host)
 
     @contextlib.contextmanager
     def _call(self, op: str, vm: str | None = None) -> Iterator[libvirt.virConnect]:
-        conn = self._conn
-        if conn is None:
-            raise ConnectionLost(f"{op}: libvirt driver {self.name!r} is not connected; call connect() first",
-                                 driver=self.name, vm=vm, op=op)
+        conn = self._connection(op, vm)
         try:
             yield conn
         except libvirt.libvirtError as exc:
             raise translate(exc, driver=self.name, vm=vm, op=op) from exc
 
+    # The lifecycle calls below spell out _call's try/except instead of using
+    # it: they are the hot path (bench/drivers.py) and a generator-based
+    # context manager per call was a measurable share of it.
+
+    def _connection(self, op: str, vm: str | None = None) -> libvirt.virConnect:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost(f"{op}: libvirt driver {self.name!r} is not connected; call connect() first",
+                                 driver=self.name, vm=vm, op=op)
+        return conn
+
     def _domain(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
-        dom = self._doms.get(name)
+        # The cache is only right while REMOVED events can evict from it.
+        watching = self._callback_id is not None
+        dom = self._doms.get(name) if watching else None
         if dom is not None:
             return dom
         try:
-            dom = self._doms[name] = conn.lookupByName(name)
+            dom = conn.lookupByName(name)
+            if watching:
+                self._doms[name] = dom
             return dom
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
@@ -217,12 +288,26 @@ class LibvirtDriver(Driver):
         with self._call("info", name) as conn:
             return self._info(self._domain(conn, name))
 
-    def _used(self, conn: libvirt.virConnect) -> Resources:
-        used = Resources()
+    def _used(self, conn: libvirt.virConnect, *, fresh: bool = False) -> Resources:
+        """What active domains hold: from the ledger, or from libvirt when unknown (or ``fresh``).
+
+        Unwatched (no subscribers, so no events), the ledger cannot hear of
+        others' changes: every call asks libvirt.
+        """
+        watching = self._callback_id is not None
+        with self._ledger_lock:
+            used = None if fresh or not watching else self._ledger.used()
+            epoch = self._ledger.begin_reload()
+        if used is not None:
+            return used
+        active = {}
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
             _, _, cur_kib, vcpus, _ = dom.info()
-            used += Resources(vcpus, cur_kib // 1024, 0)
-        return used
+            active[dom.name()] = Resources(vcpus, cur_kib // 1024, 0)
+        if watching:
+            with self._ledger_lock:
+                self._ledger.reset(active, epoch)
+        return Resources(sum(r.cpus for r in active.values()), sum(r.memory_mb for r in active.values()), 0)
 
     def capacity(self) -> Capacity:
         """See :meth:`Driver.capacity`: one host; used = active domains' vcpus and current memory."""
@@ -237,36 +322,72 @@ class LibvirtDriver(Driver):
         if not want.fits_in(self._host_total):
             raise CapacityExceeded(f"VM {spec.name!r} needs {want.as_dict()} but host {self.host!r} has "
                                    f"{self._host_total.as_dict()}", driver=self.name, vm=spec.name)
-        with self._call("define", spec.name) as conn:
+        conn = self._connection("define", spec.name)
+        xml = domain_xml(spec, domain_type=self.domain_type, arch=self.arch)
+        try:
             # No lookup first: libvirt refuses a second domain of the same name
             # (it gets a fresh UUID), which translate() maps to VMExists.
-            dom = conn.defineXML(domain_xml(spec, domain_type=self.domain_type, arch=self.arch))
-            self._doms[spec.name] = dom
+            dom = conn.defineXML(xml)
+            if self._callback_id is not None:
+                self._doms[spec.name] = dom
             if any(n.mac is None for n in spec.nics):
                 return self._info(dom)  # libvirt chose MACs: read them back
-            return VMInfo(spec.name, VMState.DEFINED, spec.vcpus, spec.memory_mb, spec.disk_gb, self.host,
-                          dom.UUIDString(), spec.nics, spec.metadata, self.name)
+            uuid = dom.UUIDString()
+        except libvirt.libvirtError as exc:
+            raise translate(exc, driver=self.name, vm=spec.name, op="define") from exc
+        return VMInfo(spec.name, VMState.DEFINED, spec.vcpus, spec.memory_mb, spec.disk_gb, self.host,
+                      uuid, spec.nics, spec.metadata, self.name)
 
     def start(self, name: str) -> None:
         """See :meth:`Driver.start`; raises CapacityExceeded (recoverable) rather than over-commit."""
-        with self._lock, self._call("start", name) as conn:
-            dom = self._domain(conn, name)
-            state, max_kib, _, vcpus, _ = dom.info()
-            if map_state(state, 0).is_active:
-                raise InvalidState(f"cannot start VM {name!r}: it is already active", driver=self.name, vm=name,
-                                   state=map_state(state, 0).value)
-            want = Resources(vcpus, max_kib // 1024, 0)
-            free = self._host_total - self._used(conn)
-            if not (want.cpus <= free.cpus and want.memory_mb <= free.memory_mb):
-                raise CapacityExceeded(f"host {self.host!r} has {free.as_dict()} free, VM {name!r} needs "
-                                       f"{want.as_dict()}", driver=self.name, vm=name, recoverable=True)
-            dom.create()
+        conn = self._connection("start", name)
+        with self._lock:
+            try:
+                dom = self._domain(conn, name)
+                state, max_kib, _, vcpus, _ = dom.info()
+                if map_state(state, 0).is_active:
+                    raise InvalidState(f"cannot start VM {name!r}: it is already active", driver=self.name,
+                                       vm=name, state=map_state(state, 0).value)
+                want = Resources(vcpus, max_kib // 1024, 0)
+                if not self._fits(want, self._used(conn)):
+                    # Refuse only on libvirt's word, not on a ledger that may lag an event.
+                    used = self._used(conn, fresh=True)
+                    if not self._fits(want, used):
+                        free = self._host_total - used
+                        raise CapacityExceeded(f"host {self.host!r} has {free.as_dict()} free, VM {name!r} needs "
+                                               f"{want.as_dict()}", driver=self.name, vm=name, recoverable=True)
+                self._expecting(name, EventKind.STARTED, dom.create)
+            except libvirt.libvirtError as exc:
+                raise translate(exc, driver=self.name, vm=name, op="start") from exc
+            with self._ledger_lock:
+                self._ledger.started(name, want)
+
+    def _fits(self, want: Resources, used: Resources) -> bool:
+        return want.cpus + used.cpus <= self._host_total.cpus and \
+            want.memory_mb + used.memory_mb <= self._host_total.memory_mb
+
+    def _expecting(self, name: str, kind: EventKind, call: Any, *args: Any) -> Any:
+        """Make a libvirt call that causes one ``kind`` event for ``name`` (the ledger skips it)."""
+        with self._ledger_lock:
+            self._ledger.expect(name, kind)
+        try:
+            return call(*args)
+        except BaseException:
+            with self._ledger_lock:
+                self._ledger.cancel(name, kind)
+            raise
 
     def _simple(self, op: str, name: str, fn: str, *args: Any) -> None:
-        with self._call(op, name) as conn:
+        conn = self._connection(op, name)
+        try:
             dom = self._domain(conn, name)
             try:
-                getattr(dom, fn)(*args)
+                if op == "destroy":
+                    self._expecting(name, EventKind.STOPPED, dom.destroy)
+                    with self._ledger_lock:
+                        self._ledger.stopped(name)
+                else:
+                    getattr(dom, fn)(*args)
             except libvirt.libvirtError:
                 # Backends disagree on the error for a wrong state (the test
                 # driver says "internal error"); the contract says InvalidState.
@@ -278,6 +399,8 @@ class LibvirtDriver(Driver):
                                        f"{sorted(s.value for s in allowed)}", driver=self.name, vm=name,
                                        state=state.value, op=op) from None
                 raise
+        except libvirt.libvirtError as exc:
+            raise translate(exc, driver=self.name, vm=name, op=op) from exc
 
     def shutdown(self, name: str) -> None:
         """See :meth:`Driver.shutdown` (ACPI power button on real guests)."""
@@ -301,14 +424,16 @@ class LibvirtDriver(Driver):
 
     def undefine(self, name: str) -> None:
         """See :meth:`Driver.undefine`; refuses an active VM (libvirt would make it transient)."""
-        with self._call("undefine", name) as conn:
+        conn = self._connection("undefine", name)
+        try:
             dom = self._domain(conn, name)
             if dom.isActive():
                 raise InvalidState(f"cannot undefine VM {name!r} while it is active; destroy it first",
                                    driver=self.name, vm=name, state="running")
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                              | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-            self._doms.pop(name, None)
+            dom.undefineFlags(_UNDEFINE_FLAGS)
+        except libvirt.libvirtError as exc:
+            raise translate(exc, driver=self.name, vm=name, op="undefine") from exc
+        self._doms.pop(name, None)
 
     # --- optional --------------------------------------------------------------
 
@@ -323,6 +448,8 @@ class LibvirtDriver(Driver):
             flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
                      | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
             dom.migrateToURI3(self._migrate_uri.format(host=dest_host), {}, flags)
+            with self._ledger_lock:
+                self._ledger.invalidate()  # it left this host (its MIGRATED event says so too, later)
             return replace(before, host=dest_host)
 
     def snapshot(self, name: str, tag: str) -> None:

@@ -28,6 +28,7 @@ from wind_actors.runtime import generate_keys
 
 WIND = [sys.executable, "-m", "wind_actors.cli.main"]
 WIND_DEVICE = re.compile(r"^w[bx]-[0-9a-f]{6}$")
+CLIENT_NAMES = 1  # every `wind` call is a new client process under the same node name
 TOKENS = {"acme": "acme-overlay-test-token-0001", "globex": "globex-overlay-test-token-0002"}
 
 
@@ -98,7 +99,9 @@ class WindSystem:
         self.controller_port = free_port()
         self.agents: dict[str, Process] = {}
         self.underlay: dict[str, str] = {}
-        names = ["controller@hq", *(f"agent@{s}" for s in sites), *(f"client@{t}" for t in TOKENS)]
+        self._calls = 0
+        names = ["controller@hq", *(f"agent@{s}" for s in sites),
+                 *(f"c{i}@{t}" for t in TOKENS for i in range(CLIENT_NAMES))]
         for name in names:
             generate_keys(name, self.keys)
         peers = f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{self.controller_port}"\n'
@@ -106,10 +109,7 @@ class WindSystem:
             f'[node]\nname = "controller@hq"\nbind = "tcp://127.0.0.1:{self.controller_port}"\n'
             f'keys_dir = "keys"\n\n[controller]\nstore = "wind.db"\nsite_timeout = 3.0\ntick = 0.2\n'
             "[controller.tenants]\n" + "".join(f'{t} = "{tok}"\n' for t, tok in TOKENS.items()))
-        for tenant in TOKENS:
-            (workdir / f"client-{tenant}.toml").write_text(
-                f'[node]\nname = "client@{tenant}"\nbind = "tcp://127.0.0.1:0"\nkeys_dir = "keys"\n{peers}\n'
-                f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKENS[tenant]}"\ntimeout = 30.0\n')
+        self._peers = peers
         for site in sites:
             self.underlay[site] = lab.add_site(site).underlay_ip
             (workdir / f"agent-{site}.toml").write_text(
@@ -144,10 +144,23 @@ class WindSystem:
 
     # -- the CLI, as a tenant ---------------------------------------------------------------------------
 
+    def client_config(self, tenant: str) -> Path:
+        """A client config for ``tenant``."""
+        self._calls += 1
+        name = f"c{self._calls % CLIENT_NAMES}@{tenant}"
+        path = self.dir / f"client-{tenant}-{self._calls}.toml"
+        path.write_text(f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:0"\nkeys_dir = "keys"\n{self._peers}\n'
+                        f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKENS[tenant]}"\ntimeout = 30.0\n')
+        return path
+
+    def run_wind(self, tenant: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run ``wind ARGS --config CLIENT --json`` as ``tenant``."""
+        return subprocess.run([*WIND, *args, "--config", str(self.client_config(tenant)), "--json"],
+                              capture_output=True, text=True, timeout=timeout)
+
     def wind(self, tenant: str, *args: str, timeout: float = 120.0) -> Any:
-        """Run ``wind ARGS --config client-TENANT.toml --json`` and return the parsed JSON."""
-        result = subprocess.run([*WIND, *args, "--config", str(self.dir / f"client-{tenant}.toml"), "--json"],
-                                capture_output=True, text=True, timeout=timeout)
+        """Run ``wind ARGS --json`` as ``tenant``, demand success, and return the parsed JSON."""
+        result = self.run_wind(tenant, *args, timeout=timeout)
         assert result.returncode == 0, f"wind {' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
         return json.loads(result.stdout)
 

@@ -122,8 +122,7 @@ def test_undeploying_removes_the_networks_devices_at_every_site(system):
     for site in "abc":
         wait_for(lambda: not {bridge, vxlan} & set(system.wind_devices(site)), 10, f"segment gone at {site}")
         assert set(system.wind_devices(site)) == others[site]  # nothing else was touched
-    assert system.wind("acme", "app", "status") == [] or all(a["app"] != "gone" for a in
-                                                               system.wind("acme", "app", "status"))
+    assert all(a["app"] != "gone" for a in system.wind("acme", "app", "status"))
 
 
 def test_restarting_an_agent_does_not_interrupt_traffic_or_rebuild_devices(system):
@@ -148,24 +147,25 @@ def test_restarting_an_agent_does_not_interrupt_traffic_or_rebuild_devices(syste
 
 
 def test_sites_measure_rtt_to_each_other_and_max_latency_ms_is_honoured(system):
+    # Each agent's heartbeats measure the RTT to every other agent (the overlay planner hands
+    # them each other's addresses); `wind sites` shows it per peer node.
+    def others(site: str) -> set[str]:
+        return {f"agent@{s}" for s in "abc" if s != site}
+
     def full_matrix():
         rows = system.sites_table()
-        return rows if all(set(r["rtt_ms"]) >= set("abc") - {r["site"]} for r in rows) else None
+        return rows if all(set(r["rtt_ms"]) >= others(r["site"]) for r in rows) else None
 
     rows = wait_for(full_matrix, 15, "every site to report its RTT to the other two")
     for row in rows:
-        assert all(0 < ms < 100 for s, ms in row["rtt_ms"].items() if s in "abc")
+        assert all(0 < row["rtt_ms"][peer] < 100 for peer in others(row["site"]))
 
     bound = "      max_latency_ms: [{component: node, ms: %s}]\n"
     tight = app_yaml("acme", "tight", "10.66.0.0/24", count=2).replace(
         "      anti_affinity: [node]\n", "      anti_affinity: [node]\n" + bound % "0.0001")
     path = system.dir / "tight.yaml"
     path.write_text(tight)
-    import subprocess
-
-    from system_harness import WIND
-    refused = subprocess.run([*WIND, "app", "deploy", str(path), "--config", str(system.dir / "client-acme.toml"),
-                              "--json"], capture_output=True, text=True, timeout=60)
+    refused = system.run_wind("acme", "app", "deploy", str(path), timeout=60)
     assert refused.returncode != 0 and "max_latency_ms" in refused.stdout + refused.stderr
 
     loose = app_yaml("acme", "loose", "10.66.0.0/24", count=2).replace(

@@ -21,23 +21,24 @@ from wind_actors.runtime._wire import WIRE_VERSION, Kind
 
 
 class RawPeer:
-    """A hand-driven 'node' raw@test: a DEALER into the target and a ROUTER for its answers."""
+    """A hand-driven 'node' raw@test: a PUSH into the target and a PULL for its answers
+    (a node's sockets: it receives on a bound PULL and sends on one PUSH per peer)."""
 
     def __init__(self, keys_dir, target_name: str, target_address: str) -> None:
         keys = load_keypair(keys_dir / "raw@test.key_secret")
         self.ctx = zmq.Context()
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.curve_server = True
-        self.router.curve_publickey, self.router.curve_secretkey = keys.public, keys.secret
-        self.router.bind("tcp://127.0.0.1:0")
-        self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.inbox = self.ctx.socket(zmq.PULL)
+        self.inbox.curve_server = True
+        self.inbox.curve_publickey, self.inbox.curve_secretkey = keys.public, keys.secret
+        self.inbox.bind("tcp://127.0.0.1:0")
+        self.address = self.inbox.getsockopt_string(zmq.LAST_ENDPOINT)
         self._keys = keys
         self._server = public_key_of(target_name, keys_dir)
         self._target = target_address
-        self.dealer = self.new_dealer()
+        self.push = self.new_push()
 
-    def new_dealer(self) -> zmq.Socket:
-        sock = self.ctx.socket(zmq.DEALER)
+    def new_push(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.PUSH)
         sock.curve_publickey, sock.curve_secretkey = self._keys.public, self._keys.secret
         sock.curve_serverkey = self._server
         sock.setsockopt(zmq.LINGER, 0)
@@ -49,8 +50,8 @@ class RawPeer:
 
     def answers(self, timeout_ms: int = 5000) -> list:
         """Envelopes of the next frame the target sends back (skipping heartbeats)."""
-        while self.router.poll(timeout_ms):
-            _, data = self.router.recv_multipart()
+        while self.inbox.poll(timeout_ms):
+            data = self.inbox.recv()
             envelopes = [e for e in msgpack.unpackb(data)[3] if e[0] not in (Kind.PING, Kind.PONG)]
             if envelopes:
                 return envelopes
@@ -72,19 +73,19 @@ def _counters(node):
 
 
 def test_random_bytes_are_dropped_and_counted(local_node, raw):
-    raw.dealer.send(os.urandom(200) + b"\xc1")  # 0xc1 is never valid msgpack
+    raw.push.send(os.urandom(200) + b"\xc1")  # 0xc1 is never valid msgpack
     wait_for(lambda: _counters(local_node).get("malformed", 0) >= 1)
 
 
 def test_a_frame_of_another_wire_version_is_dropped_and_counted(local_node, raw):
-    raw.dealer.send(raw.frame([Kind.TELL, "echo", b"\xc0"], version=99))
+    raw.push.send(raw.frame([Kind.TELL, "echo", b"\xc0"], version=99))
     wait_for(lambda: _counters(local_node).get("unknown_version", 0) == 1)
 
 
 def test_an_ask_of_an_unknown_message_type_gets_an_error_reply(local_node, raw):
     local_node.register("echo", EchoActor.start())
     body = msgpack.packb(msgpack.ExtType(1, msgpack.packb(["no.such.type", 1, []])))
-    raw.dealer.send(raw.frame([Kind.ASK, "echo", 7, body]))
+    raw.push.send(raw.frame([Kind.ASK, "echo", 7, body]))
     (error,) = raw.answers()
     assert error[:3] == [Kind.ERROR, 7, "unknown_type"]
     assert _counters(local_node)["unknown_type"] == 1
@@ -92,7 +93,7 @@ def test_an_ask_of_an_unknown_message_type_gets_an_error_reply(local_node, raw):
 
 def test_an_ask_to_a_nonexistent_actor_gets_an_error_reply(local_node, raw):
     body = msgpack.packb("hello?")
-    raw.dealer.send(raw.frame([Kind.ASK, "ghost", 8, body]))
+    raw.push.send(raw.frame([Kind.ASK, "ghost", 8, body]))
     (error,) = raw.answers()
     assert error[:3] == [Kind.ERROR, 8, "unknown_target"]
     assert b"ghost" in error[3]
@@ -100,25 +101,25 @@ def test_an_ask_to_a_nonexistent_actor_gets_an_error_reply(local_node, raw):
 
 
 def test_an_unknown_envelope_kind_and_a_bad_layout_are_dropped(local_node, raw):
-    raw.dealer.send(raw.frame([99, "x"], [Kind.TELL, 5, b""], ["not", "a", "kind"]))
+    raw.push.send(raw.frame([99, "x"], [Kind.TELL, 5, b""], ["not", "a", "kind"]))
     wait_for(lambda: _counters(local_node).get("unknown_kind", 0) == 1
              and _counters(local_node).get("malformed", 0) == 2)
 
 
 def test_a_frame_claiming_another_nodes_name_is_dropped(local_node, raw):
-    raw.dealer.send(raw.frame([Kind.TELL, "echo", msgpack.packb(1)], src="peer1@proc"))
+    raw.push.send(raw.frame([Kind.TELL, "echo", msgpack.packb(1)], src="peer1@proc"))
     wait_for(lambda: _counters(local_node).get("spoofed", 0) == 1)
 
 
 def test_a_frame_over_max_frame_bytes_is_dropped_and_counted(local_node, raw):
     size = local_node.config.max_frame_bytes + 100  # under ZMQ_MAXMSGSIZE's slack
-    raw.dealer.send(raw.frame([Kind.TELL, "echo", b"x" * size]))
+    raw.push.send(raw.frame([Kind.TELL, "echo", b"x" * size]))
     wait_for(lambda: _counters(local_node).get("oversized", 0) == 1)
 
 
 def test_a_100_mib_frame_is_cut_by_zeromq_and_the_node_keeps_serving(local_node, raw, spawn):
     local_node.register("echo", EchoActor.start())
-    flood = raw.new_dealer()
+    flood = raw.new_push()
     monitor = flood.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
     flood.send(b"\x00" * (100 * 1024 * 1024), copy=False)
     events = []
@@ -143,8 +144,8 @@ def test_the_node_serves_another_process_throughout_a_garbage_storm(local_node, 
     caller = local_node.ref("caller@peer1@proc")
     my_echo = local_node.ref("echo@test@local")
     for i in range(20):
-        raw.dealer.send(os.urandom(64))
-        raw.dealer.send(raw.frame([Kind.ASK, "ghost", i, b"\xc0"]))
+        raw.push.send(os.urandom(64))
+        raw.push.send(raw.frame([Kind.ASK, "ghost", i, b"\xc0"]))
         assert caller.ask(CallMe(my_echo, f"round {i}")) == Echo(f"round {i}")
     counters = _counters(local_node)
     assert counters["unknown_target"] == 20

@@ -22,7 +22,7 @@ def test_a_peer_with_an_unknown_key_gets_no_frame_through_and_is_logged(local_no
     keys = load_keypair(tmp_path / "intruder" / "intruder@x.key_secret")
     ctx = zmq.Context()
     try:
-        sock = ctx.socket(zmq.DEALER)
+        sock = ctx.socket(zmq.PUSH)
         sock.setsockopt(zmq.LINGER, 0)
         sock.curve_publickey, sock.curve_secretkey = keys.public, keys.secret
         sock.curve_serverkey = public_key_of(local_node.name, keys_dir)

@@ -80,7 +80,7 @@ def site_report(config: AgentConfig, inventory: Inventory, rtt_ms: dict[str, flo
 
 def _vm_row(vm: VMInfo, ctx: SiteContext, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
     known = states.get(vm.name, {})
-    return {"name": vm.name, "state": vm.state.value, "host": vm.host,
+    return {"name": vm.name, "state": vm.state.value, "host": vm.host, "id": vm.id,
             "managed": WIND_METADATA in vm.metadata, "restarts": ctx.restarts(vm.name),
             "detail": known.get("detail", "")}
 

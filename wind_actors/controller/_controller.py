@@ -45,11 +45,12 @@ class _Tick:
 class _Site:
     """Mutable record of one site (controller thread only)."""
 
-    __slots__ = ("name", "node", "agent", "report", "vms", "last_seen", "started_at")
+    __slots__ = ("name", "node", "agent", "report", "vms", "last_seen", "started_at", "reported")
 
     def __init__(self, name: str, node: str, agent: Any, report: PoolReport, started_at: float) -> None:
         self.name, self.node, self.agent, self.report = name, node, agent, report
         self.vms: dict[str, dict[str, Any]] = {}
+        self.reported: frozenset[str] = frozenset()
         self.last_seen = time.monotonic()
         self.started_at = started_at
 
@@ -115,6 +116,7 @@ class ControllerActor(WatchedActor):
                                                 msg.started_at)
         site.report = report
         site.vms = {row["name"]: dict(row) for row in msg.vms}
+        site.reported = frozenset(row["name"] for row in msg.vms if row.get("state") in ALIVE)
         site.last_seen = time.monotonic()
 
     def _on_updates(self, msg: VMUpdates) -> None:
@@ -135,7 +137,8 @@ class ControllerActor(WatchedActor):
         views = {}
         for name, s in self.sites.items():
             up = now - s.last_seen <= self.site_timeout and s.report.health == "up"
-            views[name] = SiteView(name, s.node, s.agent, s.report, dict(s.vms), up, s.last_seen)
+            views[name] = SiteView(name, s.node, s.agent, s.report, dict(s.vms), up, s.last_seen,
+                                   s.reported)
         self.snapshot = Snapshot(views)
         return self.snapshot
 
@@ -230,6 +233,7 @@ class ControllerActor(WatchedActor):
         """The tenant's applications (or one), with every VM's site, host and state."""
         view = self._view(msg.token)
         records = [view.application(msg.app)] if msg.app is not None else view.applications()
+        self._build_snapshot()  # answer with the latest reports, not the last tick's
         rows = []
         for rec in records:
             ops = self.store.operations(view.tenant, rec.name)

@@ -29,6 +29,8 @@ class SiteView:
         vms: its latest VM rows by name (``name, state, host, managed, restarts, detail``).
         up: whether it reported recently and is healthy.
         last_seen: monotonic time of its last message.
+        reported: the VMs active in its last *full* report, whose resources that report's
+            capacity already counts (a VM seen running only through a later update is not).
     """
 
     name: str
@@ -38,6 +40,7 @@ class SiteView:
     vms: Mapping[str, Mapping[str, Any]]
     up: bool
     last_seen: float
+    reported: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def build_pool(snapshot: Snapshot, pending: Iterable[tuple[str, Slot]] = ()) -> 
     Args:
         snapshot: the sites.
         pending: ``(vm name, slot)`` of every stored placement; a slot whose VM is not active in
-            its site's report is reserved on its host.
+            its site's last full report is reserved on its host.
 
     Returns:
         The pool, with RTTs keyed by site names.
@@ -91,8 +94,7 @@ def build_pool(snapshot: Snapshot, pending: Iterable[tuple[str, Slot]] = ()) -> 
         site = pool.sites.get(slot.site)
         if site is None or not any(h.name == slot.host for h in site.hosts):
             continue
-        row = snapshot.vm(name, slot.site)
-        if row is None or row.get("state") not in ALIVE:
+        if name not in snapshot.sites[slot.site].reported:
             reserve.append(slot)
     return pool.with_usage(reserve) if reserve else pool
 
@@ -147,6 +149,7 @@ def app_row(tenant: str, app: str, state: str, op: str | None, records: Iterable
             running += 1
         vms.append({"name": rec.name, "instance": rec.instance, "component": rec.component,
                     "site": rec.site, "host": row.get("host") or rec.host, "state": vm_state,
+                    "id": row.get("id"),
                     "restarts": int(row.get("restarts", 0) or 0), "detail": row.get("detail", ""),
                     "restart": rec.restart})
     return {"tenant": tenant, "app": app, "state": state, "op": op, "vms": vms,

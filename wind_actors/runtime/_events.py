@@ -47,27 +47,45 @@ class Notifier:
     def __init__(self, node: str) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any] | None] = queue.SimpleQueue()
         self._node = node
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name=f"wind-notify-{node}", daemon=True)
         self._thread.start()
 
     def post(self, callback: Callable[[Any], Any], arg: Any) -> None:
-        """Run ``callback(arg)`` on the notifier thread (thread-safe, never blocks)."""
-        self._queue.put((callback, arg))
+        """Run ``callback(arg)`` on the notifier thread (thread-safe, never blocks).
+
+        Once the notifier is stopped the callback runs at once on the calling thread: a node
+        that stopped still reports the exits of local actors watched through it.
+        """
+        if self._stopped:
+            self._call(callback, arg)
+        else:
+            self._queue.put((callback, arg))
 
     def stop(self) -> None:
         """Run what is queued, then end the thread."""
+        self._stopped = True
         self._queue.put(None)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
+            while True:  # posted in the instant between the check in post() and the sentinel
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+                if item is not None:
+                    self._call(*item)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            callback, arg = item
-            try:
-                callback(arg)
-            except Exception:  # noqa: BLE001 - one broken callback must not stop the others
-                _log.exception("callback failed", node=self._node, callback=repr(callback),
-                               event=repr(arg))
+            self._call(*item)
+
+    def _call(self, callback: Callable[[Any], Any], arg: Any) -> None:
+        try:
+            callback(arg)
+        except Exception:  # noqa: BLE001 - one broken callback must not stop the others
+            _log.exception("callback failed", node=self._node, callback=repr(callback),
+                           event=repr(arg))

@@ -22,7 +22,7 @@ from wind_actors.errors import ActorError, NodeDownError, NoSuchActor, WireError
 import structlog
 
 from ._events import NodeDown, NodeUp
-from ._refs import RemoteRef
+from ._replies import complete, fail
 from ._wire import Kind, ask_corr_id, parse_envelope, parse_frame
 
 if TYPE_CHECKING:
@@ -32,12 +32,18 @@ __all__ = ["Inbound"]
 
 _log = structlog.get_logger("wind.runtime.inbound")
 
+_REPLY = Kind.REPLY.value
 
-class _RemoteReply(pykka.ThreadingFuture[Any]):
-    """Reply slot of a remote ask: the answering actor's thread encodes and queues the reply."""
+
+class _RemoteReply(pykka.Future[Any]):
+    """``reply_to`` of a remote ask: the answering actor's thread encodes and sends the reply.
+
+    Deliberately light (no Condition, no queue): one is made per received ask, and it is only
+    ever ``set`` once by the actor loop, never read.
+    """
 
     def __init__(self, node: Node, peer: str, corr: int, target: str) -> None:
-        super().__init__()
+        # pykka.Future.__init__ is skipped on purpose: the slot is never read.
         self._node, self._peer, self._corr, self._target = node, peer, corr, target
 
     def set(self, value: Any | None = None) -> None:
@@ -47,7 +53,7 @@ class _RemoteReply(pykka.ThreadingFuture[Any]):
         except WireError as exc:
             self._send_error("unencodable", exc)
             return
-        node.transport.send_now(self._peer, [Kind.REPLY, self._corr, body])  # type: ignore[union-attr]
+        node.transport.send_now(self._peer, [_REPLY, self._corr, body])  # type: ignore[union-attr]
 
     def set_exception(self, exc_info: Any = None) -> None:
         exc = (exc_info or sys.exc_info())[1]
@@ -110,9 +116,9 @@ class Inbound:
             self._peer_down(peer, previous, "heartbeat_timeout")
         for peer, seq in tick.pings:
             node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
-        expired = node.take_pending_where(lambda p: p.deadline <= now)
-        for entry in expired:
-            _fail(entry.future, _timeout_error(entry))
+        if len(node.pending):
+            for entry in node.pending.take_where(lambda p: p.deadline <= now):
+                fail(entry.future, _timeout_error(entry))
         return min(node.membership.next_deadline(), now + node.membership.interval)
 
     def on_link_lost(self, peer: str, why: str) -> None:
@@ -124,8 +130,8 @@ class Inbound:
         node = self.node
         node.transport.reset_peer(peer)  # type: ignore[union-attr]
         err = NodeDownError(f"link to node {peer} lost ({why})", node=peer, reason=why)
-        for entry in node.take_pending_where(lambda p: p.peer == peer):
-            _fail(entry.future, err)
+        for entry in node.pending.take_where(lambda p: p.peer == peer):
+            fail(entry.future, err)
         for mon in node.monitors.pop_out_of_peer(peer):
             node.deliver(mon.watcher, supervisors.Down(mon.public_id, mon.ref,
                                                        supervisors.NOCONNECTION))
@@ -167,19 +173,15 @@ class Inbound:
         env = parse_envelope(raw)
         kind = env[0]
         node = self.node
+        # most frequent kinds first; _target() checked liveness already, so the inbox is
+        # used directly (ActorRef.tell would check it a second time)
         if kind is Kind.TELL:
             actor = self._target(src, env[1])
-            message = node.codec.decode(env[2])
-            try:
-                actor.tell(message)
-            except pykka.ActorDeadError:
-                raise _no_target(src, env[1]) from None
+            actor.actor_inbox.put(Envelope(node.codec.decode(env[2])))
             node.counters["delivered"] += 1
         elif kind is Kind.ASK:
             actor = self._target(src, env[1])
             message = node.codec.decode(env[3])
-            if not actor.is_alive():
-                raise _no_target(src, env[1])
             actor.actor_inbox.put(Envelope(message, reply_to=_RemoteReply(node, src, env[2], env[1])))
             node.counters["delivered"] += 1
         elif kind is Kind.REPLY:
@@ -202,35 +204,30 @@ class Inbound:
                 reason = node.codec.decode(env[2])
                 node.deliver(entry.watcher, supervisors.Down(entry.public_id, entry.ref, reason))
         elif kind is Kind.LINK:
-            actor = node.whereis(env[1])
-            if actor is not None:  # else the linker's own monitor reports noproc
-                from ._node import _ExitTo
-                peer_ref = RemoteRef(env[2], src, node)
-                node.monitor(peer_ref, _ExitTo(actor, peer_ref))
+            node.watches.on_link(src, env[1], env[2])
+        elif kind is Kind.UNLINK:
+            node.watches.on_unlink(src, env[1], env[2])
 
     def _target(self, src: str, name: str) -> pykka.ActorRef[Any]:
-        actor = self.node.whereis(name)
+        actor = self.node.registry.whereis(name)  # None unless registered and alive
         if actor is None:
             raise _no_target(src, name)
         return actor
 
     def _reply(self, corr: int, body: bytes) -> None:
-        entry = self.node.take_pending(corr)
+        entry = self.node.pending.take(corr)
         if entry is None:
             self.node.counters["late_reply"] += 1  # the asker gave up; never delivered elsewhere
             return
         try:
             value = self.node.codec.decode(body)
         except WireError as exc:
-            _fail(entry.future, exc)
+            fail(entry.future, exc)
             return
-        try:
-            entry.future.set(value)
-        except Exception:  # noqa: BLE001 - queue.Full: completed by a racing timeout
-            pass
+        complete(entry.future, value)
 
     def _error(self, corr: int, reason: str, body: bytes) -> None:
-        entry = self.node.take_pending(corr)
+        entry = self.node.pending.take(corr)
         if entry is None:
             self.node.counters["late_reply"] += 1
             return
@@ -246,7 +243,7 @@ class Inbound:
             err = NoSuchActor(text, node=entry.peer)
         else:
             err = WireError(f"{entry.peer} rejected the ask: {text}", reason=reason, node=entry.peer)
-        _fail(entry.future, err)
+        fail(entry.future, err)
 
     def _error_reply(self, src: str, corr: int, reason: str, exc: BaseException) -> None:
         node = self.node
@@ -292,10 +289,3 @@ def _no_target(src: str, name: str) -> WireError:
 def _timeout_error(entry: Any) -> Exception:
     from wind_actors.errors import AskTimeout
     return AskTimeout(f"no reply from node {entry.peer} in time", node=entry.peer)
-
-
-def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
-    try:
-        future.set_exception((type(error), error, None))
-    except Exception:  # noqa: BLE001 - queue.Full: already completed
-        pass

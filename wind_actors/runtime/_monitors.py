@@ -92,6 +92,18 @@ class MonitorTable:
             keys = [k for k in self._incoming if k[0] == peer]
             return [self._incoming.pop(k) for k in keys]
 
+    def pop_all_out(self) -> list[OutMonitor]:
+        """Remove and return every outgoing monitor."""
+        with self._lock:
+            gone, self._out = list(self._out.values()), {}
+        return gone
+
+    def pop_all_incoming(self) -> list[str]:
+        """Forget every incoming monitor; returns their supervisors ids."""
+        with self._lock:
+            gone, self._incoming = list(self._incoming.values()), {}
+        return gone
+
     def counts(self) -> dict[str, int]:
         """How many monitors of each kind are active."""
         with self._lock:

@@ -11,81 +11,46 @@ data); an exception raised there is sent back and raised by the caller's ``ask``
 :class:`~wind_actors.errors.ActorError` (the actor lives on, Pykka's contract). Messages carry
 no implicit sender: put ``node.ref_of(self.actor_ref)`` (or a known ref) in the message when
 the receiver should answer, ask or monitor you.
+
+The parts live in their own modules: names (``_registry``), pending asks (``_pending``),
+reply slots (``_replies``), monitors and links (``_watches``), frames in (``_inbound``).
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pykka
+import structlog
 import zmq
 from pykka._envelope import Envelope
 
-import supervisors
 from wind_actors.config import NodeConfig
-from wind_actors.errors import (ActorError, AskTimeout, NodeDownError, NodeError, NoSuchActor,
-                                WireError)
-import structlog
+from wind_actors.errors import AskTimeout, NodeDownError, NodeError, NoSuchActor, WireError
 
 from ._events import NodeDown, NodeUp, Notifier
 from ._inbound import Inbound
 from ._membership import Membership
 from ._monitors import MonitorTable
+from ._pending import PendingAsks
 from ._refs import DEFAULT_ASK_TIMEOUT, RemoteRef, split_address
+from ._registry import Registry
+from ._replies import LocalReply, ReplyFuture, fail
 from ._security import TrustPolicy, ZapAdapter, load_keypair, public_key_of
 from ._transport import Transport
+from ._watches import Watches
 from ._wire import Codec, Kind
 
 __all__ = ["Node"]
 
 _log = structlog.get_logger("wind.runtime.node")
 
-
-class _Pending:
-    __slots__ = ("future", "peer", "deadline")
-
-    def __init__(self, future: pykka.ThreadingFuture[Any], peer: str, deadline: float) -> None:
-        self.future = future
-        self.peer = peer
-        self.deadline = deadline
-
-
-class _LocalReply(pykka.ThreadingFuture[Any]):
-    """Reply slot for a local ask: wraps the target's exception as ActorError (actor thread)."""
-
-    def __init__(self, result: pykka.ThreadingFuture[Any], ref: RemoteRef, node: str) -> None:
-        super().__init__()
-        self._result = result
-        self._ref = ref
-        self._node = node
-
-    def set(self, value: Any | None = None) -> None:
-        self._result.set(value)
-
-    def set_exception(self, exc_info: Any = None) -> None:
-        import sys
-        exc = (exc_info or sys.exc_info())[1]
-        if isinstance(exc, pykka.ActorDeadError):
-            err: Exception = NoSuchActor(f"{self._ref.address} stopped before answering",
-                                         node=self._node, actor=self._ref.name)
-        else:
-            err = _as_actor_error(exc, self._ref, self._node)
-        self._result.set_exception((type(err), err, None))
-
-
-def _as_actor_error(exc: BaseException | None, ref: RemoteRef, node: str) -> ActorError:
-    if isinstance(exc, ActorError):
-        return exc
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    err = ActorError(text, remote_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-                     recoverable=getattr(exc, "recoverable", None), node=node, actor=ref.name)
-    err.__cause__ = exc
-    return err
+_ASK = Kind.ASK.value
+_TELL = Kind.TELL.value
 
 
 class Node:
@@ -94,19 +59,19 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.name = config.name
+        self.address = ""
         self.counters: collections.Counter[str] = collections.Counter()
         self.codec = Codec(self._bind_ref, max_bytes=config.max_frame_bytes)
         self.membership = Membership(config.heartbeat_interval, config.heartbeat_misses)
         self.monitors = MonitorTable()
-        self._registry: dict[str, pykka.ActorRef[Any]] = {}
-        self._registry_lock = threading.Lock()
+        self.registry = Registry(self.name)
+        self.pending = PendingAsks()
+        self.watches = Watches(self)
         self._addresses: dict[str, str] = dict(config.peers)
-        self._pending: dict[int, _Pending] = {}
-        self._pending_lock = threading.Lock()
-        self._corr = itertools.count(1)
         self._subscribers: list[Callable[[Any], Any]] = []
         self._peer_events: dict[str, threading.Event] = {}
         self._stopped = False
+        self._body_limit = config.max_frame_bytes - 512
         self._ctx = zmq.Context()
         self._zap: ZapAdapter | None = None
         self._keypair = None
@@ -164,18 +129,32 @@ class Node:
                   heartbeat_interval=cfg.heartbeat_interval, heartbeat_misses=cfg.heartbeat_misses)
 
     def stop(self) -> None:
-        """Stop the node: pending asks fail with NodeDownError, sockets close. Idempotent.
+        """Stop the node, as an Erlang node whose distribution goes down. Idempotent.
 
-        Local actors are not stopped; they belong to whoever started them.
+        In this order: the sockets close (peers see the connection end and report
+        ``noconnection`` for our actors); pending asks fail with :class:`NodeDownError`;
+        local watchers of remote actors get ``Down(noconnection)`` and local actors linked to
+        remote ones the ``noconnection`` exit signal (so a non-trapping linked actor stops);
+        monitors peers held on local actors are dropped; subscribers get ``NodeDown(peer,
+        "node_stopped")`` for every peer that was up; queued callbacks run, then the notifier
+        ends (callbacks delivered later run on the delivering thread).
+
+        Local actors are not stopped, and local monitors and links between them still work:
+        those actors belong to whoever started them (the embedding service).
         """
         if self._stopped:
             return
         self._stopped = True
+        if self.transport is not None:
+            self.transport.stop()
+        error = NodeDownError(f"node {self.name} stopped", node=self.name, reason="node_stopped")
+        for entry in self.pending.take_all():
+            fail(entry.future, error)
+        self.watches.node_stopped()
+        for peer, status in self.peers().items():
+            if status == "up":
+                self.publish(NodeDown(peer, "node_stopped"))
         self._teardown()
-        with self._pending_lock:
-            pending, self._pending = self._pending, {}
-        for entry in pending.values():
-            _fail(entry.future, NodeDownError(f"node {self.name} stopped", node=self.name))
         _log.info("node stopped", node=self.name)
 
     def _teardown(self) -> None:
@@ -200,33 +179,16 @@ class Node:
         Returns:
             Its ref. Raises NodeError if the name is taken by a live actor or holds ``@``.
         """
-        if not name or "@" in name:
-            raise NodeError(f"actor name {name!r} is not allowed; use a non-empty name without @",
-                            node=self.name)
-        with self._registry_lock:
-            current = self._registry.get(name)
-            if current is not None and current is not actor_ref and current.is_alive():
-                raise NodeError(f"name {name!r} is already registered on {self.name}",
-                                node=self.name, actor=name)
-            self._registry[name] = actor_ref
+        self.registry.register(name, actor_ref)
         return RemoteRef(name, self.name, self)
 
     def unregister(self, name: str) -> bool:
         """Forget a name; returns whether it was registered."""
-        with self._registry_lock:
-            return self._registry.pop(name, None) is not None
+        return self.registry.unregister(name)
 
     def whereis(self, name: str) -> pykka.ActorRef[Any] | None:
         """The live local actor registered as ``name``, or None (dead entries are dropped)."""
-        actor = self._registry.get(name)
-        if actor is None:
-            return None
-        if not actor.is_alive():
-            with self._registry_lock:
-                if self._registry.get(name) is actor:
-                    del self._registry[name]
-            return None
-        return actor
+        return self.registry.whereis(name)
 
     def ref(self, address: str) -> RemoteRef:
         """A ref to ``"name@node"`` (local or remote); nothing is checked until it is used."""
@@ -235,10 +197,9 @@ class Node:
 
     def ref_of(self, actor_ref: pykka.ActorRef[Any]) -> RemoteRef:
         """A ref to a local actor that can travel in messages, registering it if needed."""
-        with self._registry_lock:
-            for name, registered in self._registry.items():
-                if registered is actor_ref:
-                    return RemoteRef(name, self.name, self)
+        name = self.registry.name_of(actor_ref)
+        if name is not None:
+            return RemoteRef(name, self.name, self)
         return self.register(f"$anon.{actor_ref.actor_urn}", actor_ref)
 
     def _bind_ref(self, name: str, node: str) -> RemoteRef:
@@ -283,6 +244,10 @@ class Node:
             return None
         return public_key_of(peer, self.config.keys_dir)  # type: ignore[arg-type]
 
+    def knows(self, peer: str) -> bool:
+        """Whether an address is known for ``peer``."""
+        return peer in self._addresses
+
     def resolve(self, peer: str) -> tuple[str, bytes | None] | None:
         """Address and CURVE server key of ``peer``, or None if unknown (I/O thread)."""
         address = self._addresses.get(peer)
@@ -293,6 +258,16 @@ class Node:
         except NodeError as exc:
             _log.warning("cannot connect to peer", node=self.name, peer=peer, error=str(exc))
             return None
+
+    def learn_address(self, peer: str, address: str) -> None:
+        """Remember where a peer that reached us listens (so we can answer it)."""
+        if address and self._addresses.get(peer) != address:
+            known = peer in self._addresses
+            self._addresses[peer] = address
+            if known and self.transport is not None:
+                # A new incarnation at a new address (a restarted agent, a new client process):
+                # the old outbound socket would keep dialing the dead one and it never hears us.
+                self.transport.reset_peer(peer)
 
     def subscribe(self, callback: Callable[[NodeUp | NodeDown], Any]) -> Callable[[], None]:
         """Call ``callback(NodeUp(name))`` / ``callback(NodeDown(name, reason))`` on the
@@ -313,10 +288,12 @@ class Node:
         return self.membership.rtt_ms()
 
     def stats(self) -> dict[str, Any]:
-        """Counters (drops by reason, deliveries...), peers and monitor counts."""
+        """Counters (drops by reason, deliveries, inbound connections cut...), peers, monitor
+        and link counts, pending asks and CURVE rejections."""
         return {"node": self.name, "address": self.address, "counters": dict(self.counters),
                 "peers": self.peers(), "rtt_ms": self.peer_rtt_ms(),
-                "monitors": self.monitors.counts(), "pending_asks": len(self._pending),
+                "monitors": self.monitors.counts(), "links": self.watches.links(),
+                "pending_asks": len(self.pending),
                 "curve_rejected": self._zap.rejected if self._zap is not None else 0}
 
     # -- fault injection --------------------------------------------------------------------------
@@ -324,14 +301,16 @@ class Node:
     def partition(self, peer: str) -> None:
         """Fault injection: drop every frame to and from ``peer`` (heartbeats included) until
         :meth:`heal`; both sides then see the other go silent, as behind a real partition."""
-        done = threading.Event()
-        self.transport.call_soon(lambda: (self.transport.block(peer, True), done.set()))  # type: ignore[union-attr]
-        done.wait(5)
+        self._blocking(peer, True)
 
     def heal(self, peer: str) -> None:
         """Undo :meth:`partition`; heartbeats resume and the nodes reconnect by themselves."""
+        self._blocking(peer, False)
+
+    def _blocking(self, peer: str, blocked: bool) -> None:
         done = threading.Event()
-        self.transport.call_soon(lambda: (self.transport.block(peer, False), done.set()))  # type: ignore[union-attr]
+        transport = self.transport
+        transport.call_soon(lambda: (transport.block(peer, blocked), done.set()))  # type: ignore[union-attr]
         done.wait(5)
 
     # -- sending (any thread) -------------------------------------------------------------------
@@ -339,7 +318,7 @@ class Node:
     def tell(self, ref: RemoteRef, message: Any) -> None:
         """Send ``message`` to ``ref`` (see :meth:`RemoteRef.tell`)."""
         if ref.node_name == self.name:
-            actor = self.whereis(ref.name)
+            actor = self.registry.whereis(ref.name)
             if actor is None:
                 self.inbound.drop("unknown_target", peer=self.name, actor=ref.name)
                 return
@@ -350,7 +329,7 @@ class Node:
             return
         body = self._encode_for(ref, message)
         self._check_peer(ref.node_name)
-        self.transport.send(ref.node_name, [Kind.TELL, ref.name, body])  # type: ignore[union-attr]
+        self.transport.send(ref.node_name, [_TELL, ref.name, body])  # type: ignore[union-attr]
 
     def ask_future(self, ref: RemoteRef, message: Any,
                    timeout: float | None = DEFAULT_ASK_TIMEOUT) -> pykka.Future[Any]:
@@ -363,37 +342,33 @@ class Node:
         try:
             return future.get(timeout=timeout)
         except pykka.Timeout:
-            if corr is not None:
-                with self._pending_lock:
-                    entry = self._pending.pop(corr, None)
-                if entry is None:  # completed just now, by a reply or a failure
-                    return future.get(timeout=0)
+            if corr is not None and self.pending.take(corr) is None:
+                return future.get(timeout=0)  # completed just now, by a reply or a failure
             raise AskTimeout(f"no reply from {ref.address} within {timeout} s",
                              node=ref.node_name, actor=ref.name) from None
 
     def _ask(self, ref: RemoteRef, message: Any,
-             timeout: float | None) -> tuple[pykka.ThreadingFuture[Any], int | None]:
-        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+             timeout: float | None) -> tuple[ReplyFuture, int | None]:
+        future = ReplyFuture()
         if ref.node_name == self.name:
-            actor = self.whereis(ref.name)
+            actor = self.registry.whereis(ref.name)
             if actor is None:
-                _fail(future, NoSuchActor(f"no actor {ref.name!r} on node {self.name}",
-                                          node=self.name, actor=ref.name))
+                fail(future, NoSuchActor(f"no actor {ref.name!r} on node {self.name}",
+                                         node=self.name, actor=ref.name))
             else:
-                actor.actor_inbox.put(Envelope(message, reply_to=_LocalReply(future, ref, self.name)))
+                reply = LocalReply(future, ref.address, self.name, ref.name)
+                actor.actor_inbox.put(Envelope(message, reply_to=reply))
             return future, None
         body = self._encode_for(ref, message)
         self._check_peer(ref.node_name)
-        corr = next(self._corr)
         deadline = float("inf") if timeout is None else time.monotonic() + timeout
-        with self._pending_lock:
-            self._pending[corr] = _Pending(future, ref.node_name, deadline)
-        self.transport.send_now(ref.node_name, [Kind.ASK, ref.name, corr, body])  # type: ignore[union-attr]
+        corr = self.pending.add(future, ref.node_name, deadline)
+        self.transport.send_now(ref.node_name, [_ASK, ref.name, corr, body])  # type: ignore[union-attr]
         return future, corr
 
     def _encode_for(self, ref: RemoteRef, message: Any) -> bytes:
         body = self.codec.encode(message)
-        if len(body) > self.config.max_frame_bytes - 512:
+        if len(body) > self._body_limit:
             raise WireError(f"message of {len(body)} bytes to {ref.address} exceeds "
                             f"max_frame_bytes={self.config.max_frame_bytes}", reason="oversized",
                             node=ref.node_name)
@@ -419,74 +394,39 @@ class Node:
         Returns:
             The monitor id. Reasons: the real exit reason; ``"noproc"`` when nothing is
             registered under that name; ``"noconnection"`` when the link to its node is lost
-            (the actor may still be alive behind a partition). Remote exceptions arrive as
-            :class:`~wind_actors.errors.ActorError`.
+            or this node stops (the actor may still be alive behind a partition). Remote
+            exceptions arrive as :class:`~wind_actors.errors.ActorError`.
         """
-        if isinstance(ref, pykka.ActorRef):
-            return supervisors.monitor(ref, watcher)
-        if ref.node_name == self.name:
-            return self._monitor_local(ref, watcher)
-        if ref.node_name not in self._addresses:
-            public_id, _ = self.monitors.new_public_id()
-            self.deliver(watcher, supervisors.Down(public_id, ref, supervisors.NOCONNECTION))
-            return public_id
-        entry = self.monitors.add_out(ref.node_name, ref, watcher)
-        self.transport.send(ref.node_name, [Kind.MONITOR, entry.wire_id, ref.name])  # type: ignore[union-attr]
-        return entry.public_id
-
-    def _monitor_local(self, ref: RemoteRef, watcher: Any) -> str:
-        public_id, _ = self.monitors.new_public_id()
-        actor = self.whereis(ref.name)
-        if actor is None:
-            self.deliver(watcher, supervisors.Down(public_id, ref, supervisors.NOPROC))
-            return public_id
-
-        def relay(down: supervisors.Down) -> None:
-            self.monitors.pop_local(public_id)
-            self.deliver(watcher, supervisors.Down(public_id, ref, down.reason))
-
-        self.monitors.add_local(public_id, supervisors.monitor(actor, relay))
-        return public_id
+        return self.watches.monitor(ref, watcher)
 
     def demonitor(self, monitor_id: str) -> bool:
         """Cancel a monitor made by :meth:`monitor`; returns whether it was active."""
-        local = self.monitors.pop_local(monitor_id)
-        if local is not None:
-            return supervisors.demonitor(local)
-        if monitor_id.startswith("rmon-") and monitor_id[5:].isdigit():
-            entry = self.monitors.pop_out(int(monitor_id[5:]))
-            if entry is None:
-                return False
-            self.transport.send(entry.peer, [Kind.DEMONITOR, entry.wire_id])  # type: ignore[union-attr]
-            return True
-        return supervisors.demonitor(monitor_id)
+        return self.watches.demonitor(monitor_id)
 
     def link(self, local_ref: RemoteRef | pykka.ActorRef[Any], remote_ref: RemoteRef) -> None:
-        """Link a local actor with another (possibly remote) one, both ways.
+        """Link a local actor with another (possibly remote) one, both ways; idempotent.
 
         When either exits the other gets the exit signal (supervisors' rules: an ``Exit``
         message when trapping exits, else it stops unless the reason is ``"normal"``); a lost
-        node link gives ``"noconnection"``.
-        """
-        if isinstance(local_ref, RemoteRef):
-            actor = self.whereis(local_ref.name) if local_ref.node_name == self.name else None
-            if actor is None:
-                raise NodeError(f"{local_ref.address} is not a live local actor; link needs one",
-                                node=self.name)
-        else:
-            actor = local_ref
-        if remote_ref.node_name == self.name:
-            target = self.whereis(remote_ref.name)
-            if target is None:
-                exit_signal(actor, remote_ref, supervisors.NOPROC)
-                return
-            supervisors.link(actor, target)
-            return
-        mine = self.ref_of(actor)
-        self.monitor(remote_ref, _ExitTo(actor, remote_ref))
-        self.transport.send(remote_ref.node_name, [Kind.LINK, remote_ref.name, mine.name])  # type: ignore[union-attr]
+        node link, or this node stopping, gives ``"noconnection"``.
 
-    # -- used by Inbound (I/O thread) -------------------------------------------------------------
+        Raises:
+            NodeError: ``local_ref`` is not a live local actor.
+        """
+        self.watches.link(local_ref, remote_ref)
+
+    def unlink(self, local_ref: RemoteRef | pykka.ActorRef[Any], remote_ref: RemoteRef) -> None:
+        """Remove the link between a local actor and another (possibly remote) one, both ways.
+
+        Neither end gets an exit signal from that link afterwards. Unlinking actors that are
+        not linked does nothing (as ``erlang:unlink/1``).
+
+        Raises:
+            NodeError: ``local_ref`` is not a live local actor.
+        """
+        self.watches.unlink(local_ref, remote_ref)
+
+    # -- used by Inbound (I/O thread) and the watches --------------------------------------------
 
     def deliver(self, watcher: Any, event: Any) -> None:
         """Hand a Down (or NodeUp/NodeDown) to an ActorRef or, via the notifier, a callable."""
@@ -511,62 +451,3 @@ class Node:
             ev = self._peer_events.get(event.name)
             if ev is not None:
                 ev.clear()
-
-    def take_pending(self, corr: int) -> _Pending | None:
-        """Remove and return the pending ask ``corr`` (its owner completes it)."""
-        with self._pending_lock:
-            return self._pending.pop(corr, None)
-
-    def take_pending_where(self, predicate: Callable[[_Pending], bool]) -> list[_Pending]:
-        """Remove and return every pending ask matching ``predicate``."""
-        with self._pending_lock:
-            corrs = [c for c, p in self._pending.items() if predicate(p)]
-            return [self._pending.pop(c) for c in corrs]
-
-    def learn_address(self, peer: str, address: str) -> None:
-        """Remember where a peer that reached us listens (so we can answer it)."""
-        if address and self._addresses.get(peer) != address:
-            self._addresses[peer] = address
-
-
-class _ExitTo:
-    """Watcher turning a remote Down into an exit signal for a local linked actor."""
-
-    def __init__(self, actor: pykka.ActorRef[Any], sender: RemoteRef) -> None:
-        self.actor = actor
-        self.sender = sender
-
-    def __call__(self, down: supervisors.Down) -> None:
-        exit_signal(self.actor, self.sender, down.reason)
-
-
-def exit_signal(actor: pykka.ActorRef[Any], sender: Any, reason: Any) -> None:
-    """Deliver a link exit signal to a local WatchedActor as if ``sender`` had exited."""
-    from supervisors._watch import watch_of  # no public exit-signal API yet (see report)
-
-    try:
-        watch_of(actor, "link end").exit_signal(sender, reason)
-    except Exception:  # noqa: BLE001 - not a WatchedActor: nothing can be signalled
-        _log.warning("exit signal not delivered: target is not a WatchedActor",
-                     actor=str(actor), reason=supervisors.describe(reason)
-                     if hasattr(supervisors, "describe") else repr(reason))
-
-
-def _fail(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
-    try:
-        future.set_exception((type(error), error, None))
-    except Exception:  # noqa: BLE001 - queue.Full: already completed, nothing to do
-        pass
-
-
-def fail_future(future: pykka.ThreadingFuture[Any], error: BaseException) -> None:
-    """Complete ``future`` with ``error`` unless it is already complete."""
-    _fail(future, error)
-
-
-def complete_future(future: pykka.ThreadingFuture[Any], value: Any) -> None:
-    """Complete ``future`` with ``value`` unless it is already complete."""
-    try:
-        future.set(value)
-    except Exception:  # noqa: BLE001 - queue.Full: already completed
-        pass

@@ -25,7 +25,7 @@ __all__ = ["KeyPair", "TrustPolicy", "ZapAdapter", "generate_keys", "load_keypai
 _log = structlog.get_logger("wind.runtime.security")
 
 ZAP_DOMAIN = "wind"
-"""The ZAP domain of every Wind ROUTER socket."""
+"""The ZAP domain of every Wind node's bound (PULL) socket."""
 
 
 class KeyPair:

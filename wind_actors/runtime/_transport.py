@@ -1,9 +1,12 @@
 """The transport: one I/O thread per node that owns every ZeroMQ socket of that node.
 
-Sockets: one ROUTER bound on the node's address receives every peer's frames; one DEALER per
-peer carries this node's frames to that peer's ROUTER (so each direction of a pair is one TCP
-connection, which is what keeps FIFO per sender-receiver pair). Any thread may call
-:meth:`Transport.send`; it only appends to a queue and wakes the I/O thread through an
+Sockets: one PULL bound on the node's address receives every peer's frames; one PUSH per
+peer carries this node's frames to that peer's PULL (so each direction of a pair is one TCP
+connection, which is what keeps FIFO per sender-receiver pair). Replies travel on the
+replier's own PUSH, never back on the asker's connection, so the bound socket needs no
+routing ids: PULL hands over one part per frame where a ROUTER needed two receives.
+
+Any thread may call :meth:`Transport.send`; it only appends to a queue and wakes the I/O thread through an
 eventfd. The I/O thread drains everything queued at once and packs the envelopes for one peer
 into as few frames as ``max_frame_bytes`` allows: that batching is where the throughput
 comes from.
@@ -14,6 +17,7 @@ ZeroMQ errors never leave this module; they are logged, counted and mapped to pe
 from __future__ import annotations
 
 import collections
+import math
 import os
 import threading
 import time
@@ -90,19 +94,20 @@ class Transport:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_pending = False
         self._out: dict[str, _Outbound] = {}
+        self._out_version = 0  # bumped whenever _out changes, so monitors are re-synced
         self._blocked: set[str] = set()
         self._packer = msgpack.Packer(use_bin_type=True)  # used under _lock only
-        # Held by whoever touches the DEALERs: the I/O thread while it flushes, or a caller
+        # Held by whoever touches the PUSH sockets: the I/O thread while it flushes, or a caller
         # sending directly (send_now); ZeroMQ sockets may change threads behind a lock.
         self._lock = threading.Lock()
         self._stopping = False
-        self._router = self._ctx.socket(zmq.ROUTER)
-        self._configure_router(bind)
-        self.address = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._inbox = self._ctx.socket(zmq.PULL)
+        self._configure_inbox(bind)
+        self.address = self._inbox.getsockopt_string(zmq.LAST_ENDPOINT)
         self._thread = threading.Thread(target=self._run, name=f"wind-io-{node}", daemon=True)
 
-    def _configure_router(self, bind: str) -> None:
-        r = self._router
+    def _configure_inbox(self, bind: str) -> None:
+        r = self._inbox
         r.setsockopt(zmq.LINGER, 0)
         r.setsockopt(zmq.MAXMSGSIZE, self._max + _MAXMSGSIZE_SLACK)
         r.setsockopt(zmq.RCVHWM, 0)
@@ -178,6 +183,7 @@ class Transport:
         with self._lock:
             out = self._out.pop(peer, None)
             if out is not None:
+                self._out_version += 1
                 self._close_outbound(out)
 
     def block(self, peer: str, blocked: bool) -> None:
@@ -193,25 +199,31 @@ class Transport:
 
     def _run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self._router, zmq.POLLIN)
-        poller.register(self._wake_fd, zmq.POLLIN)
+        inbox, wake_fd = self._inbox, self._wake_fd
+        poller.register(inbox, zmq.POLLIN)
+        poller.register(wake_fd, zmq.POLLIN)
         monitors: dict[Any, str] = {}
+        synced = -1
         deadline = time.monotonic()
         try:
             while not self._stopping:
-                timeout_ms = max(0.0, (deadline - time.monotonic()) * 1000.0)
+                # ceil: pyzmq truncates a float timeout, and 0 would spin until the deadline
+                timeout_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000.0))
                 events = dict(poller.poll(timeout_ms))
-                if self._wake_fd in events:
+                if wake_fd in events:
                     self._drain_wake()
-                if self._router in events:
+                if inbox in events:
                     self._receive()
-                for sock, peer in list(monitors.items()):
-                    if sock in events and not sock.closed:
-                        self._monitor_event(peer, sock)
+                if len(events) > (wake_fd in events) + (inbox in events):  # a monitor's
+                    for sock, peer in list(monitors.items()):
+                        if sock in events and not sock.closed:
+                            self._monitor_event(peer, sock)
                 now = time.monotonic()
                 if now >= deadline:
                     deadline = self._handler.on_tick(now)
-                self._sync_monitors(poller, monitors)
+                if synced != self._out_version:  # outbound sockets come and go rarely
+                    synced = self._out_version
+                    self._sync_monitors(poller, monitors)
         except Exception:  # noqa: BLE001 - the I/O thread must log, not vanish silently
             _log.exception("I/O thread crashed", node=self.node)
         finally:
@@ -286,7 +298,7 @@ class Transport:
         if resolved is None:
             return None
         address, server_key = resolved
-        sock = self._ctx.socket(zmq.DEALER)
+        sock = self._ctx.socket(zmq.PUSH)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 200000)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -308,26 +320,24 @@ class Transport:
             sock.close(0)
             return None
         out = self._out[peer] = _Outbound(sock, monitor, address)
+        self._out_version += 1
         return out
 
     def _receive(self) -> None:
+        inbox = self._inbox
         secure = self._keys is not None
+        on_frame = self._handler.on_frame
         # A time budget, not a frame count: under a flood the loop must still come round to
         # send heartbeats and pongs, or a busy peer would be declared dead.
         budget_end = time.monotonic() + _RECV_BUDGET_S
         for _ in range(_MAX_RECV):
-            if time.monotonic() > budget_end:
-                return
             try:
-                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+                payload = inbox.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if len(parts) != 2:
-                self.counters["malformed"] += 1
-                _log.warning("frame dropped", node=self.node, reason="malformed",
-                             detail=f"{len(parts) - 1} message parts; one is allowed")
+            if payload.more:
+                self._discard_rest()
                 continue
-            payload = parts[1]
             user_id = None
             if secure:
                 try:
@@ -335,9 +345,22 @@ class Transport:
                 except zmq.ZMQError:
                     user_id = None
             try:
-                self._handler.on_frame(payload.bytes, user_id)
+                on_frame(payload.bytes, user_id)
             except WireError:
                 pass  # the handler counted and logged it
+            # EVENTS does not release the GIL, unlike a recv that would fail with Again: the
+            # thread an ask was just handed to gets the interpreter without a ping-pong
+            if not inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN or time.monotonic() > budget_end:
+                return
+
+    def _discard_rest(self) -> None:
+        parts = 1
+        while self._inbox.getsockopt(zmq.RCVMORE):
+            self._inbox.recv(zmq.NOBLOCK, copy=False)
+            parts += 1
+        self.counters["malformed"] += 1
+        _log.warning("frame dropped", node=self.node, reason="malformed",
+                     detail=f"{parts} message parts; one is allowed")
 
     def _monitor_event(self, peer: str, sock: zmq.Socket) -> None:
         while True:
@@ -384,5 +407,5 @@ class Transport:
             for out in self._out.values():
                 self._close_outbound(out)
             self._out.clear()
-        self._router.close(0)
+        self._inbox.close(0)
         os.close(self._wake_fd)

@@ -53,6 +53,7 @@ class Kind(IntEnum):
     DEMONITOR = 8  # monitor_id
     DOWN = 9       # monitor_id, reason_body
     LINK = 10      # target_name, peer_actor_name (the far side monitors the peer actor back)
+    UNLINK = 11    # target_name, peer_actor_name (the far side drops its half of the link)
 
 
 # Each kind's expected item types after the kind, checked before anything is acted upon.
@@ -67,6 +68,7 @@ _LAYOUT: dict[int, tuple[type, ...]] = {
     Kind.DEMONITOR: (int,),
     Kind.DOWN: (int, bytes),
     Kind.LINK: (str, str),
+    Kind.UNLINK: (str, str),
 }
 
 

@@ -20,8 +20,11 @@ def register(subparsers: Any) -> None:
 
 def _fmt(res: dict[str, Any]) -> str:
     mem = res.get("memory_mb", 0)
-    mem_text = f"{mem / 1024:.0f} GiB" if mem >= 10240 else f"{mem} MiB"
-    return f"{res.get('cpus', 0)} cpu / {mem_text} / {res.get('disk_gb', 0)} GB"
+    if mem >= 1024 * 1024:
+        mem_text = f"{mem / 1024 / 1024:.1f} TiB"
+    else:
+        mem_text = f"{mem / 1024:.0f} GiB" if mem >= 10240 else f"{mem} MiB"
+    return f"{res.get('cpus', 0)} cpu, {mem_text}"
 
 
 def print_sites(rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,69 @@
+"""The node's name registry: local actors reachable as ``name@node`` (thread-safe).
+
+Dead entries are dropped when looked up, so a crashed actor's name can be taken again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+
+from wind_actors.errors import NodeError
+
+__all__ = ["Registry"]
+
+
+class Registry:
+    """Names to local ``pykka.ActorRef`` values of one node.
+
+    Args:
+        node: the node's name, for error context.
+    """
+
+    def __init__(self, node: str) -> None:
+        self._node = node
+        self._names: dict[str, pykka.ActorRef[Any]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, name: str, actor_ref: pykka.ActorRef[Any]) -> None:
+        """Bind ``name`` to ``actor_ref``.
+
+        Raises:
+            NodeError: the name is empty, holds ``@``, or is taken by another live actor.
+        """
+        if not name or "@" in name:
+            raise NodeError(f"actor name {name!r} is not allowed; use a non-empty name without @",
+                            node=self._node)
+        with self._lock:
+            current = self._names.get(name)
+            if current is not None and current is not actor_ref and current.is_alive():
+                raise NodeError(f"name {name!r} is already registered on {self._node}",
+                                node=self._node, actor=name)
+            self._names[name] = actor_ref
+
+    def unregister(self, name: str) -> bool:
+        """Forget a name; returns whether it was registered."""
+        with self._lock:
+            return self._names.pop(name, None) is not None
+
+    def whereis(self, name: str) -> pykka.ActorRef[Any] | None:
+        """The live actor registered as ``name``, or None."""
+        actor = self._names.get(name)
+        if actor is None:
+            return None
+        if not actor.is_alive():
+            with self._lock:
+                if self._names.get(name) is actor:
+                    del self._names[name]
+            return None
+        return actor
+
+    def name_of(self, actor_ref: pykka.ActorRef[Any]) -> str | None:
+        """The name ``actor_ref`` is registered under, if any."""
+        with self._lock:
+            for name, registered in self._names.items():
+                if registered is actor_ref:
+                    return name
+        return None

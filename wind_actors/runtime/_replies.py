@@ -1,0 +1,141 @@
+"""Reply slots: the caller's future of an ask, and what an answering actor completes.
+
+Pykka's ``ThreadingFuture`` is built on a ``threading.Condition``: each ``get`` allocates a
+waiter lock and each ``set`` takes the condition's RLock and notifies. On the ask hot path
+(one future per ask, one reply slot per received ask) that bookkeeping and its extra GIL
+hand-offs showed up as a large part of the round trip, so the runtime uses lighter slots:
+
+- :class:`ReplyFuture`, the caller's side: a ``pykka.Future`` whose waiters block on one
+  pre-acquired ``threading.Lock`` released once by the completer (a single futex wake).
+- :class:`LocalReply`, the ``reply_to`` of a local ask: maps the actor's exception to
+  :class:`~wind_actors.errors.ActorError` and completes a :class:`ReplyFuture`.
+
+Actors only ever call ``set`` / ``set_exception`` on ``envelope.reply_to`` (Pykka's and
+``supervisors.WatchedActor``'s loops), which is the whole contract a reply slot must keep.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from typing import Any
+
+import pykka
+
+from wind_actors.errors import ActorError, NoSuchActor
+
+__all__ = ["ReplyFuture", "LocalReply", "as_actor_error", "fail", "complete"]
+
+_UNSET = object()
+
+
+class ReplyFuture(pykka.Future[Any]):
+    """A one-shot future completed by exactly one thread and read by any number.
+
+    ``set``/``set_exception`` raise ``queue.Full`` when it is already complete (Pykka's rule).
+    ``get(timeout=...)`` raises ``pykka.Timeout``; map/filter/join work as on any Pykka future.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._value: Any = _UNSET
+        self._exc: BaseException | None = None
+        self._done = threading.Lock()
+        self._done.acquire()  # released by the completer: waiters block on it, not on a Condition
+        self._once = threading.Lock()
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        if self._get_hook is not None:
+            return super().get(timeout=timeout)
+        if self._value is _UNSET:
+            if timeout is None:
+                self._done.acquire()
+            elif not self._done.acquire(True, timeout if timeout > 0 else 0):
+                raise pykka.Timeout(f"{timeout} seconds")
+            self._done.release()  # let the next waiter (or a later get) through at once
+            if self._get_hook is not None:
+                return super().get(timeout=timeout)
+        if self._exc is not None:
+            raise self._exc
+        return self._value
+
+    def set(self, value: Any | None = None) -> None:
+        if not self._once.acquire(False):
+            raise queue.Full
+        self._value = value
+        self._done.release()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        exc = (exc_info or sys.exc_info())[1]
+        if not self._once.acquire(False):
+            raise queue.Full
+        self._exc = exc if exc is not None else (exc_info[0]() if exc_info else RuntimeError())
+        self._value = None
+        self._done.release()
+
+    def set_get_hook(self, func: Any) -> None:
+        if not self._once.acquire(False):
+            raise queue.Full
+        super().set_get_hook(func)
+        self._done.release()
+
+    def __repr__(self) -> str:
+        return "<wind.ReplyFuture>"
+
+
+class LocalReply(pykka.Future[Any]):
+    """``reply_to`` of a local ask (runs on the target actor's thread).
+
+    Args:
+        result: the caller's future.
+        address: ``name@node`` of the target, for error messages.
+        node: this node's name.
+        actor: the target's registered name.
+    """
+
+    def __init__(self, result: ReplyFuture, address: str, node: str, actor: str) -> None:
+        # pykka.Future.__init__ is skipped on purpose: this slot is never read, only set.
+        self._result = result
+        self._address = address
+        self._node = node
+        self._actor = actor
+
+    def set(self, value: Any | None = None) -> None:
+        complete(self._result, value)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        exc = (exc_info or sys.exc_info())[1]
+        if isinstance(exc, pykka.ActorDeadError):
+            err: Exception = NoSuchActor(f"{self._address} stopped before answering",
+                                         node=self._node, actor=self._actor)
+        else:
+            err = as_actor_error(exc, self._actor, self._node)
+        fail(self._result, err)
+
+
+def as_actor_error(exc: BaseException | None, actor: str, node: str) -> ActorError:
+    """Wrap what an actor raised as :class:`ActorError` (kept as is if it already is one)."""
+    if isinstance(exc, ActorError):
+        return exc
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    err = ActorError(text, remote_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                     recoverable=getattr(exc, "recoverable", None), node=node, actor=actor)
+    err.__cause__ = exc
+    return err
+
+
+def fail(future: pykka.Future[Any], error: BaseException) -> None:
+    """Complete ``future`` with ``error`` unless it is already complete."""
+    try:
+        future.set_exception((type(error), error, None))
+    except queue.Full:
+        pass
+
+
+def complete(future: pykka.Future[Any], value: Any) -> None:
+    """Complete ``future`` with ``value`` unless it is already complete."""
+    try:
+        future.set(value)
+    except queue.Full:
+        pass
