@@ -254,7 +254,7 @@ class Driver(abc.ABC):
         Returns:
             The event delivered.
         """
-        event = VMEvent(EventKind(kind), vm, self.name, detail, host=host)
+        event = VMEvent(kind if type(kind) is EventKind else EventKind(kind), vm, self.name, detail, host=host)
         # Copy without the lock: dict.values() snapshot via tuple() is atomic
         # under the GIL, and this runs once per event on the backend's thread.
         callbacks = tuple(self._subscribers.values())

@@ -66,7 +66,8 @@ class VMEvent:
     version: int = EVENT_VERSION
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", EventKind(self.kind))
+        if type(self.kind) is not EventKind:  # built on every event's path: skip the enum call when typed
+            object.__setattr__(self, "kind", EventKind(self.kind))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (msgpack-able) for the wire."""

@@ -15,6 +15,10 @@ __all__ = ["WIND_NS", "domain_xml", "parse_domain", "ParsedDomain", "nic_xml"]
 #: Namespace of Wind's element inside a domain's <metadata>.
 WIND_NS = "urn:wind:vm:1"
 
+# json.dumps(..., sort_keys=True) builds a new encoder on every call, which
+# cost as much as the encoding; one shared encoder is stateless and thread-safe.
+_SPEC_ENCODER = json.JSONEncoder(sort_keys=True)
+
 
 def _a(value: str) -> str:
     """An XML attribute value, quoted and escaped."""
@@ -53,7 +57,7 @@ def domain_xml(spec: VMSpec, *, domain_type: str = "qemu", arch: str = "x86_64")
     # Built as text, not with ElementTree: it is on every define's path and
     # ElementTree serialisation cost more than libvirt's own defineXML.
     test = domain_type == "test"
-    stored = escape(json.dumps(spec.as_dict(), sort_keys=True))
+    stored = escape(_SPEC_ENCODER.encode(spec.as_dict()))
     os_type = "<type>hvm</type>" if test else f"<type arch={_a(arch)}>hvm</type>"
     if spec.kernel:
         boot = f"<kernel>{escape(spec.kernel)}</kernel>"

@@ -117,7 +117,8 @@ def test_a_frame_over_max_frame_bytes_is_dropped_and_counted(local_node, raw):
     wait_for(lambda: _counters(local_node).get("oversized", 0) == 1)
 
 
-def test_a_100_mib_frame_is_cut_by_zeromq_and_the_node_keeps_serving(local_node, raw, spawn):
+def test_a_100_mib_frame_is_cut_by_zeromq_counted_and_the_sender_can_reconnect(
+        local_node, raw, spawn):
     local_node.register("echo", EchoActor.start())
     flood = raw.new_push()
     monitor = flood.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
@@ -126,15 +127,31 @@ def test_a_100_mib_frame_is_cut_by_zeromq_and_the_node_keeps_serving(local_node,
     while zmq.EVENT_DISCONNECTED not in events:
         assert monitor.poll(20000), "ZeroMQ did not cut the 100 MiB frame"
         events.append(recv_monitor_message(monitor)["event"])
+    # the cut shows in the node's stats (ZeroMQ does not tell the application why)
+    wait_for(lambda: _counters(local_node).get("inbound_disconnected", 0) >= 1)
+
+    # the same sender reconnects by itself and is served again
+    while zmq.EVENT_HANDSHAKE_SUCCEEDED not in events[events.index(zmq.EVENT_DISCONNECTED):]:
+        assert monitor.poll(20000), "the sender did not reconnect"
+        events.append(recv_monitor_message(monitor)["event"])
+    flood.send(raw.frame([Kind.ASK, "echo", 9, _body(Echo("again"))]))
+    (reply,) = raw.answers()
+    assert reply[:2] == [Kind.REPLY, 9]
     flood.disable_monitor()
     monitor.close(0)
     flood.close(0)
 
+    # and the node serves other processes throughout
     peer = spawn("peer1@proc")
     local_node.connect(peer.name, peer.address)
     answer = local_node.ref("caller@peer1@proc").ask(CallMe(local_node.ref("echo@test@local"), "ok"))
     assert answer == Echo("ok")
-    assert _counters(local_node).get("delivered", 0) >= 1
+    assert _counters(local_node).get("delivered", 0) >= 2
+
+
+def _body(message) -> bytes:
+    from wind_actors.runtime import Codec
+    return Codec().encode(message)
 
 
 def test_the_node_serves_another_process_throughout_a_garbage_storm(local_node, raw, spawn):

@@ -327,8 +327,10 @@ class Node:
             except pykka.ActorDeadError:
                 self.inbound.drop("unknown_target", peer=self.name, actor=ref.name)
             return
-        body = self._encode_for(ref, message)
-        self._check_peer(ref.node_name)
+        body = self.codec.encode(message)
+        if len(body) > self._body_limit or self._stopped or ref.node_name not in self._addresses:
+            self._encode_for(ref, message)  # raises the precise error
+            self._check_peer(ref.node_name)
         self.transport.send(ref.node_name, [_TELL, ref.name, body])  # type: ignore[union-attr]
 
     def ask_future(self, ref: RemoteRef, message: Any,

@@ -60,7 +60,10 @@ class RemoteRef(RefBase):
             WireError: the message cannot be encoded (remote targets only) or is too large.
             NodeDownError: the target's node address is unknown.
         """
-        self._bound().tell(self, message)
+        node = self._node  # inlined _bound(): this is the per-message hot path
+        if node is None:
+            self._bound()
+        node.tell(self, message)  # type: ignore[union-attr]
 
     def ask(self, message: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send ``message`` and wait for the target's ``on_receive`` return value.

@@ -104,6 +104,10 @@ class Transport:
         self._inbox = self._ctx.socket(zmq.PULL)
         self._configure_inbox(bind)
         self.address = self._inbox.getsockopt_string(zmq.LAST_ENDPOINT)
+        # ZeroMQ cuts a connection that sends a frame over ZMQ_MAXMSGSIZE without a word to
+        # the application; its socket monitor is the only place where that shows.
+        self._inbox_monitor = self._inbox.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         self._thread = threading.Thread(target=self._run, name=f"wind-io-{node}", daemon=True)
 
     def _configure_inbox(self, bind: str) -> None:
@@ -202,6 +206,7 @@ class Transport:
         inbox, wake_fd = self._inbox, self._wake_fd
         poller.register(inbox, zmq.POLLIN)
         poller.register(wake_fd, zmq.POLLIN)
+        poller.register(self._inbox_monitor, zmq.POLLIN)
         monitors: dict[Any, str] = {}
         synced = -1
         deadline = time.monotonic()
@@ -215,6 +220,8 @@ class Transport:
                 if inbox in events:
                     self._receive()
                 if len(events) > (wake_fd in events) + (inbox in events):  # a monitor's
+                    if self._inbox_monitor in events:
+                        self._inbox_event()
                     for sock, peer in list(monitors.items()):
                         if sock in events and not sock.closed:
                             self._monitor_event(peer, sock)
@@ -362,6 +369,25 @@ class Transport:
         _log.warning("frame dropped", node=self.node, reason="malformed",
                      detail=f"{parts} message parts; one is allowed")
 
+    def _inbox_event(self) -> None:
+        while True:
+            try:
+                msg = self._inbox_monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = parse_monitor_message(msg)
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                # A peer that went away and a connection ZeroMQ cut (a frame over
+                # ZMQ_MAXMSGSIZE, a protocol error) look the same here: both are counted.
+                self.counters["inbound_disconnected"] += 1
+                _log.info("inbound connection closed", node=self.node,
+                          total=self.counters["inbound_disconnected"],
+                          hint="peer gone, or cut by ZeroMQ (frame over ZMQ_MAXMSGSIZE)")
+            else:
+                self.counters["inbound_handshake_failed"] += 1
+                _log.warning("inbound handshake failed: not a ZMTP/CURVE peer", node=self.node,
+                             total=self.counters["inbound_handshake_failed"])
+
     def _monitor_event(self, peer: str, sock: zmq.Socket) -> None:
         while True:
             try:
@@ -407,5 +433,10 @@ class Transport:
             for out in self._out.values():
                 self._close_outbound(out)
             self._out.clear()
+        try:
+            self._inbox.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._inbox_monitor.close(0)
         self._inbox.close(0)
         os.close(self._wake_fd)

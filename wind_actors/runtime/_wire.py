@@ -40,6 +40,11 @@ _EXT_ERROR = 3
 T = TypeVar("T")
 
 
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    # ExtType.__new__ re-validates code and data in Python on every call; ours are known good
+    return tuple.__new__(msgpack.ExtType, (code, data))
+
+
 class Kind(IntEnum):
     """Envelope kinds and their layouts (after the kind itself)."""
 
@@ -84,6 +89,9 @@ class MessageType:
     cls: type
     fields: tuple[str, ...]
 
+    head: bytes = dataclasses.field(default=b"", repr=False, compare=False)
+    """msgpack of a 3-array header, the tag and the version: how every encoded body starts."""
+
 
 _BY_TAG: dict[str, MessageType] = {}
 _BY_CLASS: dict[type, MessageType] = {}
@@ -123,7 +131,8 @@ def message(tag: str, *, version: int = 1) -> Callable[[type[T]], type[T]]:
                             f"{_qualname(existing.cls)}; tags must be unique")
         if existing is not None:
             _BY_CLASS.pop(existing.cls, None)
-        mtype = MessageType(tag, version, cls, names)
+        head = b"\x93" + msgpack.packb(tag) + msgpack.packb(version)
+        mtype = MessageType(tag, version, cls, names, head)
         _BY_TAG[tag] = mtype
         _BY_CLASS[cls] = mtype
         cls.__wind_message__ = mtype  # type: ignore[attr-defined]
@@ -206,14 +215,16 @@ class Codec:
         cls = type(obj)
         mtype = _BY_CLASS.get(cls)
         if mtype is not None:
+            # the same bytes as packing [tag, version, values], with the constant head
+            # packed once at registration (this runs once per message sent)
             values = [getattr(obj, name) for name in mtype.fields]
-            return msgpack.ExtType(_EXT_MESSAGE, self._pack([mtype.tag, mtype.version, values]))
+            return _ext(_EXT_MESSAGE, mtype.head + self._pack(values))
         if cls is tuple or cls is list:
             return list(obj)
         if isinstance(obj, RefBase):
-            return msgpack.ExtType(_EXT_REF, self._pack([obj.name, obj.node_name]))
+            return _ext(_EXT_REF, self._pack([obj.name, obj.node_name]))
         if isinstance(obj, BaseException):
-            return msgpack.ExtType(_EXT_ERROR, self._pack(_error_fields(obj)))
+            return _ext(_EXT_ERROR, self._pack(_error_fields(obj)))
         if isinstance(obj, (bool, int, float, str, bytes, dict)):
             return _plain(obj)
         raise WireError(f"cannot encode a {_qualname(cls)}: not a registered message type "

@@ -1,0 +1,119 @@
+"""Unlinking across nodes, and what a node's stop does to remote watches (real OS processes)."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+import supervisors
+from runtime_messages import Crash, Echo, Slow
+
+from wind_actors.errors import NodeDownError
+from wind_actors.runtime import NodeDown
+
+
+@pytest.fixture
+def peer(spawn, local_node):
+    handle = spawn("peer1@proc")
+    local_node.connect(handle.name, handle.address)
+    return handle
+
+
+class _Linked(supervisors.WatchedActor):
+    pass
+
+
+class _Trapper(supervisors.WatchedActor):
+    trap_exits = True
+
+    def __init__(self, inbox: queue.Queue) -> None:
+        super().__init__()
+        self.inbox = inbox
+
+    def on_receive(self, message):
+        self.inbox.put(message)
+
+
+def _sync(node):
+    """One round trip to the peer: everything sent before it has been handled there."""
+    assert node.ref("echo@peer1@proc").ask(Echo("sync")) == Echo("sync")
+
+
+def test_an_unlinked_remote_crash_no_longer_stops_the_local_actor(local_node, peer):
+    actor = _Linked.start()
+    crasher = local_node.ref("crasher@peer1@proc")
+    local_node.link(actor, crasher)
+    _sync(local_node)
+    assert local_node.stats()["links"] == 1
+    local_node.unlink(actor, crasher)
+    assert local_node.stats()["links"] == 0
+    control: queue.Queue = queue.Queue()
+    local_node.monitor(crasher, control.put)
+    _sync(local_node)
+    crasher.tell(Crash("after unlink"))
+    assert "after unlink" in str(control.get(timeout=5).reason)
+    _sync(local_node)  # a stray exit signal would have arrived before this reply
+    assert actor.is_alive()
+
+
+def test_an_unlinked_local_exit_no_longer_stops_the_remote_actor(local_node, peer):
+    actor = _Linked.start()
+    crasher = local_node.ref("crasher@peer1@proc")
+    local_node.link(actor, crasher)
+    _sync(local_node)
+    local_node.unlink(actor, crasher)
+    _sync(local_node)  # the UNLINK is handled on the peer
+    supervisors.kill(actor)
+    # FIFO: a DOWN for the killed actor would reach the peer before this ask, and a stopped
+    # crasher would refuse it; an answer means the crasher lives on
+    assert crasher.ask(Echo("still there?")) is None
+
+
+def test_linking_twice_is_one_link_and_unlinking_unlinked_actors_does_nothing(local_node, peer):
+    inbox: queue.Queue = queue.Queue()
+    actor = _Trapper.start(inbox)
+    crasher = local_node.ref("crasher@peer1@proc")
+    local_node.unlink(actor, crasher)  # nothing to undo
+    local_node.link(actor, crasher)
+    local_node.link(actor, crasher)
+    _sync(local_node)
+    assert local_node.stats()["links"] == 1
+    crasher.tell(Crash("once"))
+    exit_message = inbox.get(timeout=5)
+    assert isinstance(exit_message, supervisors.Exit) and "once" in str(exit_message.reason)
+    _sync(local_node)
+    assert inbox.empty()
+    assert local_node.stats()["links"] == 0
+
+
+def test_stopping_a_node_fails_pending_asks_and_gives_noconnection_to_local_watchers(
+        local_node, peer):
+    events: queue.Queue = queue.Queue()
+    local_node.subscribe(events.put)
+    downs: queue.Queue = queue.Queue()
+    local_node.monitor(local_node.ref("echo@peer1@proc"), downs.put)
+    trapped: queue.Queue = queue.Queue()
+    trapper = _Trapper.start(trapped)
+    linked = _Linked.start()
+    local_node.link(trapper, local_node.ref("crasher@peer1@proc"))
+    local_node.link(linked, local_node.ref("crasher@peer1@proc"))
+    _sync(local_node)
+    slow = local_node.ref("echo@peer1@proc").ask_future(Slow(30), timeout=30)
+
+    started = time.monotonic()
+    local_node.stop()
+    with pytest.raises(NodeDownError):
+        slow.get(timeout=5)
+    assert time.monotonic() - started < 5  # failed by stop(), not by the 30 s timeout
+    assert downs.get(timeout=5).reason == supervisors.NOCONNECTION
+    exit_message = trapped.get(timeout=5)
+    assert isinstance(exit_message, supervisors.Exit)
+    assert exit_message.reason == supervisors.NOCONNECTION
+    assert events.get(timeout=5) == NodeDown("peer1@proc", "node_stopped")
+    stopped: queue.Queue = queue.Queue()
+    supervisors.monitor(linked, stopped.put)  # noproc if it stopped already
+    assert stopped.get(timeout=5).reason in (supervisors.NOCONNECTION, supervisors.NOPROC)
+    assert trapper.is_alive()  # local actors belong to the embedding service
+    stats = local_node.stats()
+    assert stats["pending_asks"] == 0 and stats["monitors"]["outgoing"] == 0
