@@ -6,6 +6,7 @@
     ├── NotSupportedYet             a valid descriptor uses a section not supported yet
     ├── PlacementFailed             no placement satisfies the request (.explanation)
     ├── NotFound                    no such tenant/application/operation for this tenant
+    ├── SiteInUse                   a site cannot be removed while VMs are placed on it (recoverable)
     ├── Unauthenticated             a tenant token is not in the config
     ├── StoreError                  the desired-state store failed (busy/locked: recoverable)
     ├── NodeError                   the node runtime (wind_actors.runtime) failed; carries node=
@@ -26,7 +27,7 @@ from typing import Any
 
 __all__ = ["WindError", "ConfigError",
            "DescriptorInvalid", "NotSupportedYet", "PlacementFailed", "NotFound", "Unauthenticated",
-           "StoreError",
+           "SiteInUse", "StoreError",
            "NodeError", "WireError", "NodeDownError", "NoSuchActor", "AskTimeout", "ActorError",
            "SecurityError", "VMCrashed", "ControllerError"]
 
@@ -109,6 +110,15 @@ class NotFound(WindError):
 
 class Unauthenticated(WindError):
     """A request carried a tenant token that is not in the config (the token is never echoed)."""
+
+
+class SiteInUse(WindError):
+    """A site cannot be removed while applications have VMs placed on it; nothing was changed.
+
+    The message lists what is placed there. Retrying may succeed once they are undeployed.
+    """
+
+    recoverable = True
 
 
 class StoreError(WindError):

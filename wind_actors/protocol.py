@@ -7,9 +7,11 @@ structured detail (descriptor problems, placement explanations) reaches the clie
 
 Who sends what::
 
-    client ──Deploy/Status/Undeploy/Sites/GetOperation/KillInstance──▶ controller   (ask)
+    client ──Deploy/Status/Undeploy/Sites/RemoveSite/GetOperation/KillInstance──▶ controller (ask)
     agent  ──SiteReport (every report_interval), VMUpdates (batched)──▶ controller   (tell)
-    controller ──EnsureVMs/RemoveVMs/ListVMs/KillVM/PlanPush──▶ site@agent         (ask)
+    controller ──EnsureVMs/RemoveVMs/ListVMs/KillVM──▶ site@agent                  (ask)
+
+(The overlay's own messages, planner <-> agent, live in ``wind_actors.agent._overlay``.)
 
 Actor names: the controller registers ``controller``; each agent registers ``site.SITE`` and one
 ``vm.VMNAME`` per VM actor, so ``vm.acme.web.db-0@agent@dc-1`` reaches the VM actor of that VM
@@ -25,8 +27,8 @@ from wind_actors.runtime import RemoteRef, message
 
 __all__ = [
     "CONTROLLER_ACTOR", "site_actor_name", "vm_actor_name",
-    "SiteReport", "VMUpdates", "EnsureVMs", "RemoveVMs", "ListVMs", "KillVM", "PlanPush",
-    "Deploy", "Status", "Undeploy", "Sites", "GetOperation", "KillInstance",
+    "SiteReport", "VMUpdates", "EnsureVMs", "RemoveVMs", "ListVMs", "KillVM",
+    "Deploy", "Status", "Undeploy", "Sites", "RemoveSite", "GetOperation", "KillInstance",
     "error_reply", "is_error",
 ]
 
@@ -134,20 +136,6 @@ class KillVM:
     name: str
 
 
-@message("wind.agent.plan", version=1)
-@dataclass(frozen=True)
-class PlanPush:
-    """The overlay plan for this site (issue 6 fills it in; accepted and stored now).
-
-    Attributes:
-        plan: the site's desired overlay state as plain data.
-        generation: increases with every plan change.
-    """
-
-    plan: dict
-    generation: int
-
-
 # -- client -> controller -----------------------------------------------------------------------
 
 
@@ -202,6 +190,31 @@ class Sites:
     """The pool, one row per site. Reply: ``{"sites": [row dicts]}`` (see ``Pool.table``)."""
 
     token: str = field(repr=False)
+
+
+@message("wind.ctl.remove_site", version=1)
+@dataclass(frozen=True)
+class RemoveSite:
+    """Remove a site from the pool and the overlay (``wind sites remove NAME``; idempotent).
+
+    Refused (``SiteInUse``, nothing changed) while any application has VMs placed there.
+    Otherwise the site leaves the pool and the overlay plan, its agent (if reachable) is pushed
+    an empty overlay state (it tears down every Wind device), and the other sites lose their
+    entries towards it. The removal persists; that agent incarnation's reports are ignored, and
+    an agent of that name that starts again later rejoins as a new site.
+
+    Attributes:
+        token: the tenant token (never logged).
+        site: the site to remove.
+        op_key: an idempotency key; the same key returns the same operation.
+
+    Reply: ``{"op", "site", "state": "removed", "agent": "notified" | "unreachable",
+    "sites_pushed": [site]}``.
+    """
+
+    token: str = field(repr=False)
+    site: str
+    op_key: str | None = None
 
 
 @message("wind.ctl.operation", version=1)

@@ -6,9 +6,9 @@ import contextlib
 import json
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import libvirt
 import structlog
@@ -30,6 +30,8 @@ from ._states import map_event, map_state
 from ._xml import WIND_NS, domain_xml, nic_xml, parse_domain
 
 __all__ = ["LibvirtDriver"]
+
+T = TypeVar("T")
 
 _ACTIVE = frozenset({VMState.RUNNING, VMState.PAUSED, VMState.MIGRATING, VMState.PENDING})
 _ALLOWED_FROM = {
@@ -113,8 +115,8 @@ class LibvirtDriver(Driver):
         self._ledger = UsageLedger()
         self._ledger_lock = threading.Lock()
         self._events_lock = threading.Lock()  # (de)registering the lifecycle callback
-        # name -> virDomain, saving a lookup per call; dropped on undefine (ours
-        # or anyone's: the REMOVED event) so a re-defined name is looked up again.
+        # name -> virDomain, saving a lookup per call; a stale handle (someone
+        # else undefined it) is noticed and replaced by _on_domain.
         self._doms: dict[str, libvirt.virDomain] = {}
         self.host = "localhost"
         self._host_total = Resources()
@@ -239,7 +241,7 @@ class LibvirtDriver(Driver):
         try:
             yield conn
         except libvirt.libvirtError as exc:
-            raise translate(exc, driver=self.name, vm=vm, op=op) from exc
+            raise translate(exc, driver=self.name, vm=vm, op=op, conn=conn) from exc
 
     # The lifecycle calls below spell out _call's try/except instead of using
     # it: they are the hot path (bench/drivers.py) and a generator-based
@@ -253,20 +255,35 @@ class LibvirtDriver(Driver):
         return conn
 
     def _domain(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
-        # The cache is only right while REMOVED events can evict from it.
-        watching = self._callback_id is not None
-        dom = self._doms.get(name) if watching else None
-        if dom is not None:
-            return dom
+        """A fresh handle (looked up by name, then cached for :meth:`_on_domain`)."""
         try:
-            dom = conn.lookupByName(name)
-            if watching:
-                self._doms[name] = dom
+            dom = self._doms[name] = conn.lookupByName(name)
             return dom
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 raise VMNotFound(f"no VM named {name!r} on libvirt {self.uri!r}", driver=self.name, vm=name) from exc
             raise
+
+    def _on_domain(self, conn: libvirt.virConnect, name: str, body: Callable[[libvirt.virDomain], T]) -> T:
+        """Run ``body(dom)`` on a cached handle, or on a fresh one if the cached one is stale.
+
+        A handle names its domain by UUID: if someone else undefined the
+        domain (and maybe defined another of the same name), the first call on
+        the cached handle fails with VIR_ERR_NO_DOMAIN; then the handle is
+        dropped and ``body`` runs once more on a fresh lookup. So ``body``
+        must make that failing call before any change (a state read first).
+        REMOVED events drop handles early, but correctness does not depend on
+        them (the driver watches events only while it has subscribers).
+        """
+        dom = self._doms.get(name)
+        if dom is not None:
+            try:
+                return body(dom)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+                self._doms.pop(name, None)
+        return body(self._domain(conn, name))
 
     # --- inventory -------------------------------------------------------------
 
@@ -286,7 +303,7 @@ class LibvirtDriver(Driver):
     def info(self, name: str) -> VMInfo:
         """See :meth:`Driver.info`."""
         with self._call("info", name) as conn:
-            return self._info(self._domain(conn, name))
+            return self._on_domain(conn, name, self._info)
 
     def _used(self, conn: libvirt.virConnect, *, fresh: bool = False) -> Resources:
         """What active domains hold: from the ledger, or from libvirt when unknown (or ``fresh``).
@@ -327,38 +344,40 @@ class LibvirtDriver(Driver):
         try:
             # No lookup first: libvirt refuses a second domain of the same name
             # (it gets a fresh UUID), which translate() maps to VMExists.
-            dom = conn.defineXML(xml)
-            if self._callback_id is not None:
-                self._doms[spec.name] = dom
+            dom = self._doms[spec.name] = conn.defineXML(xml)
             if any(n.mac is None for n in spec.nics):
                 return self._info(dom)  # libvirt chose MACs: read them back
             uuid = dom.UUIDString()
         except libvirt.libvirtError as exc:
-            raise translate(exc, driver=self.name, vm=spec.name, op="define") from exc
+            raise translate(exc, driver=self.name, vm=spec.name, op="define", conn=conn) from exc
         return VMInfo(spec.name, VMState.DEFINED, spec.vcpus, spec.memory_mb, spec.disk_gb, self.host,
                       uuid, spec.nics, spec.metadata, self.name)
 
     def start(self, name: str) -> None:
         """See :meth:`Driver.start`; raises CapacityExceeded (recoverable) rather than over-commit."""
         conn = self._connection("start", name)
+
+        def body(dom: libvirt.virDomain) -> Resources:
+            state, max_kib, _, vcpus, _ = dom.info()
+            if map_state(state, 0).is_active:
+                raise InvalidState(f"cannot start VM {name!r}: it is already active", driver=self.name,
+                                   vm=name, state=map_state(state, 0).value)
+            want = Resources(vcpus, max_kib // 1024, 0)
+            if not self._fits(want, self._used(conn)):
+                # Refuse only on libvirt's word, not on a ledger that may lag an event.
+                used = self._used(conn, fresh=True)
+                if not self._fits(want, used):
+                    free = self._host_total - used
+                    raise CapacityExceeded(f"host {self.host!r} has {free.as_dict()} free, VM {name!r} needs "
+                                           f"{want.as_dict()}", driver=self.name, vm=name, recoverable=True)
+            self._expecting(name, EventKind.STARTED, dom.create)
+            return want
+
         with self._lock:
             try:
-                dom = self._domain(conn, name)
-                state, max_kib, _, vcpus, _ = dom.info()
-                if map_state(state, 0).is_active:
-                    raise InvalidState(f"cannot start VM {name!r}: it is already active", driver=self.name,
-                                       vm=name, state=map_state(state, 0).value)
-                want = Resources(vcpus, max_kib // 1024, 0)
-                if not self._fits(want, self._used(conn)):
-                    # Refuse only on libvirt's word, not on a ledger that may lag an event.
-                    used = self._used(conn, fresh=True)
-                    if not self._fits(want, used):
-                        free = self._host_total - used
-                        raise CapacityExceeded(f"host {self.host!r} has {free.as_dict()} free, VM {name!r} needs "
-                                               f"{want.as_dict()}", driver=self.name, vm=name, recoverable=True)
-                self._expecting(name, EventKind.STARTED, dom.create)
+                want = self._on_domain(conn, name, body)
             except libvirt.libvirtError as exc:
-                raise translate(exc, driver=self.name, vm=name, op="start") from exc
+                raise translate(exc, driver=self.name, vm=name, op="start", conn=conn) from exc
             with self._ledger_lock:
                 self._ledger.started(name, want)
 
@@ -379,8 +398,8 @@ class LibvirtDriver(Driver):
 
     def _simple(self, op: str, name: str, fn: str, *args: Any) -> None:
         conn = self._connection(op, name)
-        try:
-            dom = self._domain(conn, name)
+
+        def body(dom: libvirt.virDomain) -> None:
             try:
                 if op == "destroy":
                     self._expecting(name, EventKind.STOPPED, dom.destroy)
@@ -392,6 +411,7 @@ class LibvirtDriver(Driver):
                 # Backends disagree on the error for a wrong state (the test
                 # driver says "internal error"); the contract says InvalidState.
                 # Looked at only on failure, to keep the happy path one call.
+                # (A stale handle fails here with NO_DOMAIN: _on_domain retries.)
                 state = map_state(*dom.state())
                 allowed = _ALLOWED_FROM[op]
                 if state not in allowed:
@@ -399,8 +419,11 @@ class LibvirtDriver(Driver):
                                        f"{sorted(s.value for s in allowed)}", driver=self.name, vm=name,
                                        state=state.value, op=op) from None
                 raise
+
+        try:
+            self._on_domain(conn, name, body)
         except libvirt.libvirtError as exc:
-            raise translate(exc, driver=self.name, vm=name, op=op) from exc
+            raise translate(exc, driver=self.name, vm=name, op=op, conn=conn) from exc
 
     def shutdown(self, name: str) -> None:
         """See :meth:`Driver.shutdown` (ACPI power button on real guests)."""
@@ -425,14 +448,17 @@ class LibvirtDriver(Driver):
     def undefine(self, name: str) -> None:
         """See :meth:`Driver.undefine`; refuses an active VM (libvirt would make it transient)."""
         conn = self._connection("undefine", name)
-        try:
-            dom = self._domain(conn, name)
+
+        def body(dom: libvirt.virDomain) -> None:
             if dom.isActive():
                 raise InvalidState(f"cannot undefine VM {name!r} while it is active; destroy it first",
                                    driver=self.name, vm=name, state="running")
             dom.undefineFlags(_UNDEFINE_FLAGS)
+
+        try:
+            self._on_domain(conn, name, body)
         except libvirt.libvirtError as exc:
-            raise translate(exc, driver=self.name, vm=name, op="undefine") from exc
+            raise translate(exc, driver=self.name, vm=name, op="undefine", conn=conn) from exc
         self._doms.pop(name, None)
 
     # --- optional --------------------------------------------------------------
@@ -466,7 +492,7 @@ class LibvirtDriver(Driver):
     def console_log(self, name: str) -> str:
         """See :meth:`Driver.console_log`: the file-backed serial console of the domain."""
         with self._call("console_log", name) as conn:
-            path = parse_domain(self._domain(conn, name).XMLDesc(0)).console_log
+            path = self._on_domain(conn, name, lambda dom: parse_domain(dom.XMLDesc(0)).console_log)
         if path is None:
             raise InvalidState(f"VM {name!r} has no file-backed serial console; set VMSpec.console_log",
                                driver=self.name, vm=name)

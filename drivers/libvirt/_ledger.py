@@ -46,7 +46,7 @@ class UsageLedger:
         self._cpus = 0
         self._memory_mb = 0
         self._expected: dict[tuple[str, EventKind], int] = {}
-        self._epoch = 0  # bumped by every invalidation, so a reload racing one is dropped
+        self._epoch = 0  # bumped by every change, so a reload that raced one is dropped
 
     @property
     def known(self) -> bool:
@@ -97,6 +97,7 @@ class UsageLedger:
 
     def started(self, name: str, size: Resources) -> None:
         """Our own start of ``name`` succeeded."""
+        self._epoch += 1  # a listing taken before this start must not be loaded after it
         if self._active is not None and name not in self._active:
             self._active[name] = size
             self._cpus += size.cpus
@@ -104,6 +105,7 @@ class UsageLedger:
 
     def stopped(self, name: str) -> None:
         """Our own destroy of ``name`` succeeded."""
+        self._epoch += 1
         if self._active is not None:
             size = self._active.pop(name, None)
             if size is not None:

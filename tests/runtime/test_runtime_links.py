@@ -53,21 +53,28 @@ def test_an_unlinked_remote_crash_no_longer_stops_the_local_actor(local_node, pe
     _sync(local_node)
     crasher.tell(Crash("after unlink"))
     assert "after unlink" in str(control.get(timeout=5).reason)
-    _sync(local_node)  # a stray exit signal would have arrived before this reply
-    assert actor.is_alive()
+    # a link's exit signal runs on the notifier before the control Down (same crash, earlier
+    # monitor), and a signalled actor refuses its next message: this ask would fail
+    assert actor.ask("still there?", timeout=5) is None
 
 
 def test_an_unlinked_local_exit_no_longer_stops_the_remote_actor(local_node, peer):
-    actor = _Linked.start()
+    actor, witness = _Linked.start(), _Linked.start()
     crasher = local_node.ref("crasher@peer1@proc")
+    collector = local_node.ref("collector@peer1@proc")
     local_node.link(actor, crasher)
+    local_node.link(witness, collector)  # a link left in place, to know when signals ran
     _sync(local_node)
     local_node.unlink(actor, crasher)
     _sync(local_node)  # the UNLINK is handled on the peer
+    witness_down: queue.Queue = queue.Queue()
+    local_node.monitor(collector, witness_down.put)
     supervisors.kill(actor)
-    # FIFO: a DOWN for the killed actor would reach the peer before this ask, and a stopped
-    # crasher would refuse it; an answer means the crasher lives on
-    assert crasher.ask(Echo("still there?")) is None
+    supervisors.kill(witness)
+    # The peer runs exit signals in the order the DOWNs came: once the collector has died of
+    # the witness's, a signal for the crasher would have been delivered too.
+    assert witness_down.get(timeout=5).reason == supervisors.KILLED
+    assert crasher.ask(Echo("still there?")) is None  # a signalled crasher would refuse it
 
 
 def test_linking_twice_is_one_link_and_unlinking_unlinked_actors_does_nothing(local_node, peer):
@@ -100,6 +107,8 @@ def test_stopping_a_node_fails_pending_asks_and_gives_noconnection_to_local_watc
     local_node.link(linked, local_node.ref("crasher@peer1@proc"))
     _sync(local_node)
     slow = local_node.ref("echo@peer1@proc").ask_future(Slow(30), timeout=30)
+    stopped: queue.Queue = queue.Queue()
+    supervisors.monitor(linked, stopped.put)
 
     started = time.monotonic()
     local_node.stop()
@@ -111,9 +120,7 @@ def test_stopping_a_node_fails_pending_asks_and_gives_noconnection_to_local_watc
     assert isinstance(exit_message, supervisors.Exit)
     assert exit_message.reason == supervisors.NOCONNECTION
     assert events.get(timeout=5) == NodeDown("peer1@proc", "node_stopped")
-    stopped: queue.Queue = queue.Queue()
-    supervisors.monitor(linked, stopped.put)  # noproc if it stopped already
-    assert stopped.get(timeout=5).reason in (supervisors.NOCONNECTION, supervisors.NOPROC)
+    assert stopped.get(timeout=5).reason == supervisors.NOCONNECTION  # linked, not trapping
     assert trapper.is_alive()  # local actors belong to the embedding service
     stats = local_node.stats()
     assert stats["pending_asks"] == 0 and stats["monitors"]["outgoing"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from runtime_messages import CallMe, CollectorActor, Dump, Echo, EchoActor, Seq, Slow
+from runtime_messages import CallMe, Dump, Echo, EchoActor, Seq, Slow
 
 from wind_actors.errors import ActorError, AskTimeout, NodeDownError, NoSuchActor, WireError
 

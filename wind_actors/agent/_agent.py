@@ -101,7 +101,7 @@ class Agent:
                       shutdown=10.0),
             # Last: its restart restarts nothing else; the kernel keeps the overlay meanwhile.
             ChildSpec(id="overlay", start=lambda: start_overlay_actor(
-                node, config.site, config.controller, config.underlay_ip, config.overlay_netns),
+                node, config.site, config.controller, config.underlay_ip, config.overlay_netns, started_at),
                 shutdown=10.0),
         ]
         sup = start_supervisor(SupFlags(strategy="rest_for_one", intensity=5, period=30.0), children,

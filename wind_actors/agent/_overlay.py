@@ -78,6 +78,8 @@ class OverlayReport:
         want_state: the agent needs the full state (it has none, or a diff did not apply).
         peers: how many other agents it was told of (the planner resends the list when short).
         error: the last realize/apply failure, if the kernel refused something.
+        started_at: when this agent incarnation started (the site report's ``started_at``), so
+            the planner tells the incarnation of a removed site from a later one.
     """
 
     site: str
@@ -89,6 +91,7 @@ class OverlayReport:
     want_state: bool
     peers: int = 0
     error: str | None = None
+    started_at: float | None = None
 
 
 @message("wind.overlay.push", version=1)
@@ -193,6 +196,7 @@ class OverlayActor(WatchedActor):
         controller: the controller's node name (the planner is ``overlay@CONTROLLER``).
         underlay_ip: the site's VTEP address; None: no overlay here (the RTT mesh still works).
         netns: the named network namespace to realize into; None: the agent's own.
+        started_at: when the agent process started (reported; see :class:`OverlayReport`).
 
     The kernel state outlives this actor: stopping it (or the agent) tears nothing down, so a
     restarted agent realizes the same state without touching a working device.
@@ -201,9 +205,10 @@ class OverlayActor(WatchedActor):
     use_daemon_thread = True
 
     def __init__(self, node: Any, site: str, controller: str, underlay_ip: str | None = None,
-                 netns: str | None = None) -> None:
+                 netns: str | None = None, started_at: float | None = None) -> None:
         super().__init__()
         self.node = node
+        self.started_at = started_at
         self.site = site
         self.underlay_ip = underlay_ip
         self.netns = netns
@@ -307,7 +312,7 @@ class OverlayActor(WatchedActor):
         held = self.held
         report = OverlayReport(self.site, self._me, self.node.address, self.underlay_ip, held.epoch,
                                held.generation, want_state or (self.underlay_ip is not None and held.state is None),
-                               len(held.peers), held.error)
+                               len(held.peers), held.error, self.started_at)
         try:
             self._planner.tell(report)
         except WindError as exc:  # the controller is down: the next tick tries again
@@ -315,7 +320,7 @@ class OverlayActor(WatchedActor):
 
 
 def start_overlay_actor(node: Any, site: str, controller: str, underlay_ip: str | None,
-                        netns: str | None) -> pykka.ActorRef[Any]:
+                        netns: str | None, started_at: float | None = None) -> pykka.ActorRef[Any]:
     """Start a site's :class:`OverlayActor` (the agent tree's child-spec start function)."""
-    return OverlayActor.start(node, site, controller, underlay_ip, netns)
+    return OverlayActor.start(node, site, controller, underlay_ip, netns, started_at)
 

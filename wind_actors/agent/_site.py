@@ -20,7 +20,7 @@ from supervisors import WatchedActor, start_child, terminate_child
 from supervisors.errors import SupervisionError
 from wind_actors.config import AgentConfig
 from wind_actors.errors import WindError
-from wind_actors.protocol import (CONTROLLER_ACTOR, EnsureVMs, KillVM, ListVMs, PlanPush, RemoveVMs,
+from wind_actors.protocol import (CONTROLLER_ACTOR, EnsureVMs, KillVM, ListVMs, RemoveVMs,
                                   SiteReport, VMUpdates, site_actor_name)
 from wind_actors.services import Host
 from wind_actors.services import SiteReport as PoolReport
@@ -108,8 +108,6 @@ class SiteActor(WatchedActor):
         self._ticks = 0
         self._report_every = max(1, round(config.report_interval / FLUSH_INTERVAL))
         self._ticker: Ticker | None = None
-        self.plan: dict[str, Any] = {}
-        self.plan_generation = -1
         node = ctx.node
         self._controller = node.ref(f"{CONTROLLER_ACTOR}@{config.controller}")
         self._me = None
@@ -155,8 +153,6 @@ class SiteActor(WatchedActor):
             return self.list_vms(message.managed_only)
         if isinstance(message, KillVM):
             return self.kill(message.name)
-        if isinstance(message, PlanPush):
-            return self._plan(message)
         return None
 
     # -- requests -------------------------------------------------------------------------------
@@ -246,12 +242,6 @@ class SiteActor(WatchedActor):
             how = "destroy"
         _log.warning("site.vm_killed", site=self.config.site, vm=name, how=how)
         return {"killed": name, "site": self.config.site, "how": how}
-
-    def _plan(self, push: PlanPush) -> dict[str, Any]:
-        # The overlay realizer (issue 6) hooks in here; the plan is kept so it can be shown.
-        if push.generation > self.plan_generation:
-            self.plan, self.plan_generation = dict(push.plan), push.generation
-        return {"site": self.config.site, "generation": self.plan_generation}
 
     # -- adoption and reports -----------------------------------------------------------------
 

@@ -19,14 +19,17 @@ import pykka
 import structlog
 
 from supervisors import WatchedActor, start_child
-from wind_actors.errors import NotFound, WindError
-from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveVMs, SiteReport,
-                                  Sites, Status, Undeploy, VMUpdates, error_reply)
+from wind_actors.agent._overlay import OVERLAY_PLANNER
+from wind_actors.errors import DescriptorInvalid, NotFound, WindError
+from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveSite, RemoveVMs,
+                                  SiteReport, Sites, Status, Undeploy, VMUpdates, error_reply)
 from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Tenants, TenantView,
                                   VMRecord, parse_descriptor, vm_name)
 
 from ._app import Reconcile, StartUndeploy
-from ._overlay import add_overlay_addresses, replan_now
+from ._networks import network_problems
+from ._overlay import SITES_KEY, RemoveSiteFromPlan, add_overlay_addresses, replan_now
+from ._removed import RemovedSites, holders, refusal
 from ._views import ALIVE, SiteView, Snapshot, app_prefix, app_row, build_pool, slots_of
 
 __all__ = ["ControllerActor"]
@@ -64,15 +67,17 @@ class ControllerActor(WatchedActor):
         tenants: the configured tenants and their tokens.
         app_sup: the simple_one_for_one supervisor of the application actors.
         site_timeout: seconds without a report before a site is down.
+        removed: the removed sites, shared with the overlay planner (default: read from ``store``).
     """
 
     use_daemon_thread = True
 
     def __init__(self, node: Any, store: Store, tenants: Tenants, app_sup: Any, *,
-                 site_timeout: float = 5.0) -> None:
+                 site_timeout: float = 5.0, removed: RemovedSites | None = None) -> None:
         super().__init__()
         self.node, self.store, self.tenants, self.app_sup = node, store, tenants, app_sup
         self.site_timeout = site_timeout
+        self.removed = removed if removed is not None else RemovedSites(store)
         self.sites: dict[str, _Site] = {}
         self.apps: dict[tuple[str, str], pykka.ActorRef[Any]] = {}
         self.snapshot = Snapshot()
@@ -106,6 +111,8 @@ class ControllerActor(WatchedActor):
     # -- sites ------------------------------------------------------------------------------------
 
     def _on_report(self, msg: SiteReport) -> None:
+        if not self.removed.admits(msg.site, msg.agent.node_name, msg.started_at):
+            return  # the removed incarnation of a site stays out (see remove_site)
         report = PoolReport.from_mapping(msg.report)
         site = self.sites.get(msg.site)
         if site is None or site.node != msg.agent.node_name or site.started_at != msg.started_at:
@@ -208,6 +215,11 @@ class ControllerActor(WatchedActor):
             return {"op": ops[-1].id if ops else None, "app": app.name, "state": "unchanged",
                     "placement": [s.to_mapping() for s in slots_of(existing.placement)],
                     "vms": len(slots_of(existing.placement))}
+        stored = sorted(self.store.list_applications(tenant), key=lambda r: r.created)
+        problems = network_problems(app, (parse_descriptor(r.descriptor, allow_unsupported=True) for r in stored),
+                                    self.store.vms(tenant))
+        if problems:  # before anything is placed or stored: nothing to undo
+            raise DescriptorInvalid(problems, tenant=tenant, app=app.name)
         snap = self._build_snapshot()
         pending = [(vm_name(r.tenant, r.name, s.instance), s)
                    for r in self.store.list_applications() for s in slots_of(r.placement)]
@@ -303,6 +315,46 @@ class ControllerActor(WatchedActor):
             row["rtt_ms"] = {k: round(v, 3) for k, v in view.report.rtt_ms.items()}
         return {"sites": rows}
 
+    def remove_site(self, msg: RemoveSite) -> dict[str, Any]:
+        """Remove a site from the pool and the overlay plan (see ``protocol.RemoveSite``).
+
+        Raises:
+            SiteInUse: applications have VMs placed there (nothing is changed).
+            NotFound: no such site (neither reporting nor in the overlay, nor removed before).
+        """
+        tenant = self._view(msg.token).tenant
+        prior = self._op_by_key(tenant, msg.op_key, "remove_site")
+        tomb = self.removed.get(msg.site)
+        if prior is not None or tomb is not None:  # idempotent: it is gone already
+            op = prior.id if prior is not None else (tomb["op"] if tomb["tenant"] == tenant else None)
+            return {"op": op, "site": msg.site, "state": "removed", "agent": "unchanged", "sites_pushed": []}
+        site = self.sites.get(msg.site)
+        in_overlay = msg.site in (self.store.get_overlay(SITES_KEY, {}) or {})
+        held = holders(msg.site, self.store.vms())
+        if held:
+            raise refusal(msg.site, tenant, held)
+        if site is None and not in_overlay:
+            raise NotFound(f"site {msg.site!r} not found: it is not in the pool (known: "
+                           f"{', '.join(sorted(self.sites)) or 'none'})", tenant=tenant)
+        op = self.store.begin_operation(tenant, "remove_site", None, key=msg.op_key, detail={"site": msg.site})
+        self.removed.add(msg.site, node=site.node if site else None, started_at=site.started_at if site else None,
+                         tenant=tenant, op=op.id)
+        self.sites.pop(msg.site, None)
+        self._build_snapshot()
+        planner = self.node.whereis(OVERLAY_PLANNER)
+        result = None
+        if planner is not None:  # it records the operation's outcome (and later the teardown's)
+            try:
+                result = planner.ask(RemoveSiteFromPlan(msg.site, op.id), timeout=30.0)
+            except Exception as exc:  # noqa: BLE001 - the removal stands; the planner re-plans on its tick
+                _log.warning("controller.remove_site_replan_failed", site=msg.site, error=str(exc))
+        if result is None:
+            result = {"agent": "unreachable", "sites_pushed": []}
+            self.store.update_operation(op.id, "done", {"site": msg.site, "agent": "unreachable",
+                                                        "teardown": "when the agent rejoins"})
+        _log.info("controller.site_removed", site=msg.site, op=op.id, **result)
+        return {"op": op.id, "site": msg.site, "state": "removed", **result}
+
     def kill_instance(self, msg: KillInstance) -> dict[str, Any]:
         """Fault injection: kill one instance through its site's hypervisor."""
         view = self._view(msg.token)
@@ -330,5 +382,6 @@ _HANDLERS = {
     Undeploy: ControllerActor.undeploy,
     GetOperation: ControllerActor.operation,
     Sites: ControllerActor.sites_table,
+    RemoveSite: ControllerActor.remove_site,
     KillInstance: ControllerActor.kill_instance,
 }

@@ -18,6 +18,13 @@ nic being ``{"network", "mac", "bridge", "ip", "prefixlen"}``). The last one is 
 :func:`attach_nics` puts into VM specs (MAC and attach-point bridge) and what
 :func:`add_overlay_addresses` shows in ``wind app status``.
 
+Removing a site (``wind sites remove``; :class:`RemoveSiteFromPlan`, asked by the controller)
+takes it out of the plan: the other sites get the diff (their flood and FDB entries towards it
+go), and its agent, if it is reachable, is pushed an empty state, which its realizer applies by
+deleting every Wind device and nothing else. The planner ignores the removed agent incarnation's
+reports from then on (:class:`~wind_actors.controller._removed.RemovedSites`) except to push the
+empty state again until the agent confirms it holds it; a later incarnation rejoins.
+
 MACs are derived from a hash of (tenant, network, VM) with the locally-administered bit set,
 re-drawn on a collision within a network, and then kept: a VM's MAC (and so its address) never
 changes while it exists.
@@ -43,8 +50,10 @@ from wind_actors.agent._ticker import Ticker
 from wind_actors.errors import WindError
 from wind_actors.services import AppDescriptor, Store, VMRecord, parse_descriptor
 
+from ._removed import RemovedSites
+
 __all__ = [
-    "OverlayPlanner", "Replan", "add_overlay_addresses", "attach_nics", "nic_mac", "overlay_nics",
+    "OverlayPlanner", "RemoveSiteFromPlan", "Replan", "add_overlay_addresses", "attach_nics", "nic_mac", "overlay_nics",
     "replan_now", "plan_inputs",
 ]
 
@@ -97,7 +106,8 @@ def plan_inputs(apps: Iterable[AppDescriptor], vms: Iterable[VMRecord], sites: M
 
     Args:
         apps: every stored application, oldest first (the first to declare a tenant network
-            fixes its CIDR; a later one declaring it with another CIDR is ignored with a warning).
+            fixes its CIDR; deploy refuses a later one declaring it with another CIDR — see
+            ``_networks`` — so a conflict here predates that check and is ignored with a warning).
         vms: every stored VM record; those placed at a site in ``sites`` get one NIC per network
             of their component.
         sites: ``{site: underlay_ip}`` of the sites taking part in the overlay.
@@ -225,12 +235,38 @@ def replan_now(node: Any, timeout: float = 10.0) -> dict[str, Any] | None:
         return None
 
 
+@dataclass(frozen=True)
+class RemoveSiteFromPlan:
+    """Asked by the controller when a site is removed (after recording its tombstone).
+
+    The planner marks the operation ``op`` done, with ``detail`` ``{"site", "agent",
+    "teardown"}``; ``teardown`` becomes ``confirmed`` once the agent reports the empty state.
+
+    Reply: ``{"agent": "notified" | "unreachable", "sites_pushed": [site]}``: whether the site's
+    agent was sent its empty state, and which other sites were pushed their diff.
+    """
+
+    site: str
+    op: str
+
+
 # -- the planner actor -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Tick:
     pass
+
+
+class _Retired:
+    """A removed site whose agent is being torn down (planner thread only)."""
+
+    __slots__ = ("agent", "generation", "underlay_ip", "last_push", "confirmed")
+
+    def __init__(self, agent: _Agent | None, generation: int, underlay_ip: str) -> None:
+        self.agent, self.generation, self.underlay_ip = agent, generation, underlay_ip
+        self.last_push = float("-inf")
+        self.confirmed = False
 
 
 class _Agent:
@@ -253,13 +289,17 @@ class OverlayPlanner(WatchedActor):
         node: the controller node.
         store: the desired-state store.
         interval: seconds between periodic re-plans.
+        removed: the removed sites, shared with the controller (default: read from ``store``).
     """
 
     use_daemon_thread = True
 
-    def __init__(self, node: Any, store: Store, interval: float = 1.0) -> None:
+    def __init__(self, node: Any, store: Store, interval: float = 1.0,
+                 removed: RemovedSites | None = None) -> None:
         super().__init__()
         self.node, self.store, self.interval = node, store, interval
+        self.removed = removed if removed is not None else RemovedSites(store)
+        self._retired: dict[str, _Retired] = {}
         self.epoch = secrets.token_hex(4)
         self.plan: Plan | None = None
         self.generation: dict[str, int] = {}
@@ -306,6 +346,8 @@ class OverlayPlanner(WatchedActor):
             return self._on_report(msg)
         if isinstance(msg, Replan):
             return self.replan(force=True)
+        if isinstance(msg, RemoveSiteFromPlan):
+            return self._remove_site(msg.site, msg.op)
         return None
 
     # -- planning -------------------------------------------------------------------------------------
@@ -407,8 +449,12 @@ class OverlayPlanner(WatchedActor):
 
     def _on_report(self, msg: OverlayReport) -> None:
         site = msg.site
+        if not self.removed.admits(site, msg.agent.node_name, msg.started_at):
+            self._on_retired_report(msg)
+            return
         agent = self.agents.get(site)
         if agent is None or agent.ref != msg.agent or agent.address != msg.address:
+            self._retired.pop(site, None)
             agent = self.agents[site] = _Agent(msg.agent, msg.address)
             _log.info("overlay.agent_joined", site=site, node=agent.node, underlay_ip=msg.underlay_ip)
         agent.held = (msg.epoch, msg.generation)
@@ -431,6 +477,75 @@ class OverlayPlanner(WatchedActor):
         if (msg.want_state and now - agent.last_full >= FULL_STATE_EVERY) or now - agent.last_push >= RESYNC_AFTER:
             self._push(site, self.plan.sites[site], None)
 
+    # -- removed sites ----------------------------------------------------------------------------------
+
+    def _remove_site(self, site: str, op: str) -> dict[str, Any]:
+        """Drop ``site`` from the plan, push the other sites their diff, push its agent an
+        empty state (see the module docstring), and record the outcome in operation ``op``."""
+        agent = self.agents.pop(site, None)
+        underlay_ip = self.sites.pop(site, None)
+        pushed = [s for s in self.replan(force=True)["sites_pushed"] if s != site]
+        sent = False
+        if underlay_ip is not None and agent is not None:
+            generation = self.generation[site] = self.generation.get(site, 0) + 1
+            retired = self._retired[site] = _Retired(agent, generation, underlay_ip)
+            sent = self._push_empty(site, retired)
+        # Not sent (no overlay there, or no agent heard from): a later incarnation of the agent
+        # gets its full state when it rejoins, which removes any Wind device left over.
+        outcome = {"agent": "notified" if sent else "unreachable", "sites_pushed": pushed}
+        detail = {"site": site, "agent": outcome["agent"],
+                  "teardown": "pushed" if sent else "when the agent rejoins"}
+        try:
+            self.store.update_operation(op, "done", detail)
+        except WindError as exc:
+            _log.warning("overlay.removal_not_recorded", site=site, error=str(exc))
+        _log.info("overlay.site_removed", site=site, **outcome)
+        return outcome
+
+    def _push_empty(self, site: str, retired: _Retired) -> bool:
+        assert retired.agent is not None
+        push = OverlayPush(site, self.epoch, retired.generation, None,
+                           encode_state(SiteState.empty(site, retired.underlay_ip)))
+        retired.last_push = time.monotonic()
+        try:
+            retired.agent.ref.tell(push)
+        except WindError as exc:
+            _log.warning("overlay.teardown_push_failed", site=site, error=str(exc))
+            return False
+        return True
+
+    def _on_retired_report(self, msg: OverlayReport) -> None:
+        """A report from the removed incarnation of a site: push it the empty state until it
+        says it holds it; nothing else."""
+        site = msg.site
+        if site in self.sites or msg.underlay_ip is None:
+            return  # not retired yet (RemoveSiteFromPlan is on its way), or nothing to tear down
+        retired = self._retired.get(site)
+        if retired is None:  # removed before this planner started: push the teardown again
+            generation = self.generation[site] = self.generation.get(site, 0) + 1
+            retired = self._retired[site] = _Retired(None, generation, msg.underlay_ip)
+        if retired.agent is None or retired.agent.ref != msg.agent:
+            retired.agent = _Agent(msg.agent, msg.address)
+        if (msg.epoch, msg.generation) == (self.epoch, retired.generation):
+            if not retired.confirmed:
+                retired.confirmed = True
+                self._confirm_teardown(site)
+            return
+        now = time.monotonic()
+        if (msg.want_state and now - retired.last_push >= FULL_STATE_EVERY) or now - retired.last_push >= RESYNC_AFTER:
+            self._push_empty(site, retired)
+
+    def _confirm_teardown(self, site: str) -> None:
+        _log.info("overlay.site_torn_down", site=site)
+        tomb = self.removed.get(site)
+        if not tomb or not tomb.get("op"):
+            return
+        try:
+            op = self.store.get_operation(tomb["tenant"], tomb["op"])
+            self.store.update_operation(op.id, op.state, {**(op.detail or {}), "teardown": "confirmed"})
+        except WindError as exc:  # the operation is a record for people; the teardown happened
+            _log.warning("overlay.teardown_not_recorded", site=site, error=str(exc))
+
     def _share_peers(self, agent: _Agent, known: int) -> None:
         if known >= len(self.agents) - 1:
             return
@@ -441,6 +556,6 @@ class OverlayPlanner(WatchedActor):
             _log.debug("overlay.peers_not_sent", node=agent.node, error=str(exc))
 
 
-def start_planner(node: Any, store: Store, interval: float = 1.0) -> Any:
+def start_planner(node: Any, store: Store, interval: float = 1.0, removed: RemovedSites | None = None) -> Any:
     """Start the :class:`OverlayPlanner` (the controller tree's child-spec start function)."""
-    return OverlayPlanner.start(node, store, interval)
+    return OverlayPlanner.start(node, store, interval, removed)

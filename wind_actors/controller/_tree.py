@@ -27,6 +27,7 @@ from wind_actors.services import Store, Tenants
 from ._app import AppActor
 from ._controller import ControllerActor, _Tick
 from ._overlay import start_planner
+from ._removed import RemovedSites
 
 __all__ = ["Controller", "run_controller"]
 
@@ -40,11 +41,15 @@ class Controller:
         node: its node.
         store: the desired-state store.
         supervisor: the root supervisor's ref.
+        removed_sites: the removed sites (``wind sites remove``), shared by the controller actor
+            and the overlay planner.
     """
 
-    def __init__(self, node: Any, store: Store, supervisor: Any, ticker: Ticker) -> None:
+    def __init__(self, node: Any, store: Store, supervisor: Any, ticker: Ticker,
+                 removed_sites: RemovedSites | None = None) -> None:
         self.node = node
         self.store = store
+        self.removed_sites = removed_sites if removed_sites is not None else RemovedSites(store)
         self.supervisor = supervisor
         self._ticker = ticker
 
@@ -61,6 +66,7 @@ class Controller:
         """
         store = Store(config.store)
         tenants = Tenants(config.tenants)
+        removed = RemovedSites(store)
         holder: dict[str, Any] = {}
 
         def start_apps() -> pykka.ActorRef[Any]:
@@ -72,7 +78,7 @@ class Controller:
 
         def start_controller() -> pykka.ActorRef[Any]:
             ref = ControllerActor.start(node, store, tenants, holder["apps"],
-                                        site_timeout=config.site_timeout)
+                                        site_timeout=config.site_timeout, removed=removed)
             node.register(CONTROLLER_ACTOR, ref)
             holder["controller"] = ref
             return ref
@@ -80,11 +86,11 @@ class Controller:
         sup = start_supervisor(SupFlags("one_for_all", intensity=5, period=30.0), [
             ChildSpec(id="apps", start=start_apps, type="supervisor"),
             ChildSpec(id="controller", start=start_controller, shutdown=30.0),
-            ChildSpec(id="overlay", start=lambda: start_planner(node, store), shutdown=30.0),
+            ChildSpec(id="overlay", start=lambda: start_planner(node, store, removed=removed), shutdown=30.0),
         ], name="controller")
         ticker = _RefTicker(holder, config.tick)
         _log.info("controller.serving", node=node.name, store=config.store, tenants=len(config.tenants))
-        return cls(node, store, sup, ticker)  # type: ignore[arg-type]
+        return cls(node, store, sup, ticker, removed)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         """Stop the tree and close the store (VMs keep running; a new controller adopts them)."""

@@ -166,14 +166,18 @@ class Inbound:
             try:
                 # Fast path for the bulk of traffic, a well-formed TELL; anything else (or
                 # anything odd) goes through parse_envelope's full checks in _dispatch.
-                if (type(raw) is list and len(raw) == 3 and raw[0] == _TELL
-                        and type(raw[0]) is int and type(raw[1]) is str
+                if type(raw) is not list or type(raw[0] if raw else None) is not int:
+                    self._dispatch(src, raw)  # raises the precise error
+                elif (raw[0] == _TELL and len(raw) == 3 and type(raw[1]) is str
                         and type(raw[2]) is bytes):
                     inbox = inboxes.get(raw[1])
                     if inbox is None:
                         inbox = inboxes[raw[1]] = self._target(src, raw[1]).actor_inbox
                     inbox.put(Envelope(decode(raw[2])))
                     delivered += 1
+                elif (raw[0] == _REPLY and len(raw) == 3 and type(raw[1]) is int
+                        and type(raw[2]) is bytes):
+                    self._reply(raw[1], raw[2])
                 else:
                     self._dispatch(src, raw)
             except WireError as exc:

@@ -9,6 +9,7 @@ The controller actors call these; tests and Hypothesis drive them directly.
   (``Placement``) or raise ``PlacementFailed`` with a Nomad-style ``Explanation``.
 * ``Store`` persists tenants, applications, VM records, operations and overlay allocations.
 * ``reconcile`` maps (desired, observed) VMs to place/start/stop/ignore/lost/adopt actions.
+* ``replan_lost`` moves the VMs of lost sites elsewhere, a whole component or none of it.
 * ``Tenants`` authenticates tokens; ``TenantView`` scopes every lookup to one tenant.
 """
 
@@ -23,6 +24,7 @@ from ._explain import Explanation
 from ._parse import load_descriptor, parse_descriptor
 from ._pool import DRIVER_KINDS, HEALTHY, Host, Pool, Resources, Site, SiteReport
 from ._reconcile import ALIVE_STATES, Action, DesiredVM, ObservedVM, Reconciliation, reconcile
+from ._replan import LostApp, LostReplan, Move, Stuck, replan_lost
 from ._scheduler import Placement, Scheduler, Slot, schedule
 from ._store import AppRecord, Operation, Store, VMRecord
 from ._tenancy import Tenants, TenantView
@@ -39,6 +41,8 @@ __all__ = [
     "Store", "AppRecord", "VMRecord", "Operation", "Tenants", "TenantView",
     # reconciliation
     "reconcile", "Reconciliation", "Action", "DesiredVM", "ObservedVM", "ALIVE_STATES",
+    # lost sites
+    "replan_lost", "LostApp", "LostReplan", "Move", "Stuck",
     # errors
     "DescriptorInvalid", "NotSupportedYet", "PlacementFailed", "NotFound", "Unauthenticated",
     "StoreError",
