@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import event, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from wind_actors.controller._lost import stale_copies
 from wind_actors.services import (
-    Host, LostApp, PlacementFailed, Pool, Resources, SiteReport, parse_descriptor, replan_lost, schedule,
+    ALIVE_STATES, DesiredVM, Host, LostApp, ObservedVM, PlacementFailed, Pool, SiteReport, parse_descriptor,
+    reconcile, replan_lost, schedule,
 )
 
 SITES = ("a", "b", "c", "d")
@@ -250,3 +252,29 @@ def test_moves_all_of_a_components_lost_instances_or_none() -> None:
     result = replan_lost(pool.with_usage(slots.values()), [LostApp(app, slots)], {lost})
     assert result.moves == () and result.stuck[0].component == "web"
     assert other not in result.stuck[0].sites
+
+
+# -- stale copies: a site that comes back never keeps a moved VM ---------------------------------
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(SITES), st.sets(st.sampled_from(SITES), max_size=2)),
+                min_size=1, max_size=4),
+       st.lists(st.tuples(st.integers(0, 3), st.sampled_from(SITES),
+                          st.sampled_from(["running", "paused", "shutoff", "crashed", "defined"])),
+                max_size=8))
+def test_a_copy_left_on_a_site_its_vm_moved_from_is_stopped_and_never_adopted(vms, copies) -> None:
+    placed = {f"vm{i}": site for i, (site, _) in enumerate(vms)}
+    moved = {f"vm{i}": frozenset(gone - {site}) for i, (site, gone) in enumerate(vms)}
+    observed = [ObservedVM(f"vm{i}", site, state) for i, site, state in copies if i < len(vms)]
+    stale, rest = stale_copies(observed, placed, moved)
+    assert sorted(stale + rest, key=repr) == sorted(observed, key=repr)
+    assert all(vm.site in moved[vm.name] for vm in stale)
+    result = reconcile([DesiredVM(n, s) for n, s in placed.items()], rest, sites_up=SITES)
+    assert not [a for a in result.adopt if a.site in moved[a.name]], "a stale copy was adopted"
+    for name, site in placed.items():
+        if not any(vm.name == name and vm.state in ALIVE_STATES for vm in rest):
+            # only stale copies run (if any): the VM is started where it is placed now
+            assert [(a.kind, a.site) for a in result if a.name == name and a.kind != "stop"] == [("start", site)]
+    for vm in observed:
+        if vm.site in moved[vm.name] and vm.site != placed[vm.name]:
+            assert vm in stale  # the application actor removes it

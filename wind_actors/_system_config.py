@@ -23,6 +23,7 @@ Example controller::
     [controller]
     store = "state/wind.db"             # SQLite file of the desired state
     site_timeout = 5.0                  # a site silent this long is marked down
+    lost_site_grace = 30.0              # a site down this long has its VMs moved elsewhere (0: never)
     [controller.tenants]
     acme = "a-long-random-token-for-acme"
 
@@ -174,12 +175,17 @@ class ControllerConfig:
         tenants: ``tenant = "token"`` (tokens of at least 16 characters).
         site_timeout: seconds without a report before a site counts as down. Default 5.
         tick: seconds between the application actors' reconciliation passes. Default 0.5.
+        lost_site_grace: seconds a site must stay down (after ``site_timeout``) before the
+            controller places its VMs on other sites, as Nomad does with lost allocations; the
+            site's copies are removed if it comes back. 0 never moves them (they stay
+            ``lost``). Default 30.
     """
 
     store: str
     tenants: dict[str, str]
     site_timeout: float = 5.0
     tick: float = 0.5
+    lost_site_grace: float = 30.0
 
     def __post_init__(self) -> None:
         s = "controller"
@@ -192,6 +198,7 @@ class ControllerConfig:
                 raise _fail(s, f"tenants.{name}", "<hidden>", "use a token of 16 or more characters")
         _seconds(s, "site_timeout", self.site_timeout, 0.1, 86400)
         _seconds(s, "tick", self.tick, 0.01, 60)
+        _seconds(s, "lost_site_grace", self.lost_site_grace, 0, 86400)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:

@@ -11,7 +11,7 @@ Example::
 
 Every call carries the tenant token of the config (or ``$WIND_TOKEN``). Errors come back as the
 same classes the controller raised: ``DescriptorInvalid`` (``.problems``), ``NotSupportedYet``,
-``PlacementFailed`` (``.explanation``), ``NotFound``, ``Unauthenticated``; anything else as
+``PlacementFailed`` (``.explanation``), ``NotFound``, ``Unauthenticated``, ``SiteInUse``; anything else as
 ``ControllerError``. The client runs its own node; give each concurrently running client its own
 node name (and key pair).
 """
@@ -28,9 +28,9 @@ import yaml
 
 from wind_actors.config import ClientConfig, NodeConfig, load_config
 from wind_actors.errors import (ConfigError, ControllerError, DescriptorInvalid, NotFound,
-                                NotSupportedYet, PlacementFailed, Unauthenticated, WindError)
-from wind_actors.protocol import (CONTROLLER_ACTOR, Deploy, GetOperation, KillInstance, Sites, Status,
-                                  Undeploy, is_error)
+                                NotSupportedYet, PlacementFailed, SiteInUse, Unauthenticated, WindError)
+from wind_actors.protocol import (CONTROLLER_ACTOR, Deploy, GetOperation, KillInstance, RemoveSite, Sites,
+                                  Status, Undeploy, is_error)
 
 __all__ = ["Client", "Progress"]
 
@@ -75,6 +75,8 @@ def raise_for(reply: Any) -> Any:
         raise NotFound(text)
     if kind == "Unauthenticated":
         raise Unauthenticated(text)
+    if kind == "SiteInUse":
+        raise SiteInUse(text)
     raise ControllerError(text, error_type=kind, detail=err, recoverable=err.get("recoverable"))
 
 
@@ -191,6 +193,27 @@ class Client:
     def sites(self) -> list[dict[str, Any]]:
         """Returns: the pool, one row per site (site, driver, capacity, used, vms, health ...)."""
         return list(self._ask(Sites(self._token))["sites"])
+
+    def remove_site(self, site: str, *, op_key: str | None = None) -> dict[str, Any]:
+        """Remove a site from the pool and the overlay (idempotent: a removed site is ``removed``).
+
+        The site's agent, if reachable, tears down every Wind device; the other sites drop
+        their entries towards it. The removal persists; an agent of that name that starts
+        again later rejoins as a new, empty site.
+
+        Args:
+            site: the site.
+            op_key: an idempotency key (default: a fresh one).
+
+        Returns:
+            ``{"op", "site", "state": "removed", "agent": "notified" | "unreachable" | "unchanged",
+            "sites_pushed"}``.
+
+        Raises:
+            SiteInUse: applications have VMs placed there; nothing was changed.
+            NotFound: no such site.
+        """
+        return dict(self._ask(RemoveSite(self._token, site, op_key or f"remove-site-{uuid.uuid4().hex}")))
 
     def operation(self, op: str) -> dict[str, Any]:
         """Returns: an operation's state and progress."""

@@ -509,8 +509,9 @@ class LibvirtDriver(Driver):
             spec = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).spec
             if spec is not None:
                 spec["nics"] = [*spec.get("nics", ()), nic.as_dict()]
+                # Live too: info() reads the live XML of a running domain.
                 dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f"<vm>{_xml_text(json.dumps(spec))}</vm>",
-                                "wind", WIND_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                                "wind", WIND_NS, flags)
             return self._info(dom)
 
 

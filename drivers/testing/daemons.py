@@ -39,12 +39,18 @@ __all__ = [
     "MotoServer",
     "ensure_libvirtd",
     "free_port",
+    "libvirtd_pid",
+    "started_here",
     "mimic_python",
 ]
 
 _LIBVIRT_SOCK = Path("/run/libvirt/libvirt-sock")
 _LIBVIRTD_PIDFILE = Path("/run/libvirtd.pid")
 _VIRTLOGD_PIDFILE = Path("/run/virtlogd.pid")
+
+
+#: PIDs of the daemons ensure_libvirtd() started in this process (whatever handle holds them).
+_STARTED_HERE: set[int] = set()
 
 
 class DaemonError(RuntimeError):
@@ -175,13 +181,29 @@ def ensure_libvirtd(timeout: float = 30.0) -> LibvirtdHandle:
         subprocess.run(["virtlogd", "-d"], check=True, env=_sbin_env())
         _wait_until(lambda: _pid_alive(_VIRTLOGD_PIDFILE) is not None, timeout, "virtlogd")
         handle.started["virtlogd"] = _pid_alive(_VIRTLOGD_PIDFILE)  # type: ignore[assignment]
+        _STARTED_HERE.add(handle.started["virtlogd"])
     if not _libvirtd_answers():
         subprocess.run(["libvirtd", "-d"], check=True, env=_sbin_env())
         _wait_until(_libvirtd_answers, timeout, "libvirtd")
         pid = _pid_alive(_LIBVIRTD_PIDFILE)
         if pid is not None:
             handle.started["libvirtd"] = pid
+            _STARTED_HERE.add(pid)
     return handle
+
+
+def libvirtd_pid() -> int | None:
+    """The running libvirtd's PID (from its pidfile), or None."""
+    return _pid_alive(_LIBVIRTD_PIDFILE)
+
+
+def started_here(pid: int) -> bool:
+    """Whether :func:`ensure_libvirtd` in this process started the daemon with this PID.
+
+    A test that kills a daemon someone else started should leave a
+    replacement running; one it (or an earlier test here) started, it stops.
+    """
+    return pid in _STARTED_HERE
 
 
 def _sbin_env() -> dict[str, str]:

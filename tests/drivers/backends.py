@@ -1,12 +1,14 @@
 """The drivers the conformance suite runs against, as data.
 
 Append a ``pytest.param(Backend(...), id="...")`` to ``BACKENDS`` to put
-another driver through every contract test (helper D adds ``cloud-ec2-moto``
-and, marked slow, ``libvirt-qemu``).
+another driver through every contract test: ``sim``, ``sim-minimal``,
+``libvirt-test``, ``cloud-ec2-moto`` and, in the slow set (as root),
+``libvirt-qemu``: real QEMU guests under libvirtd, started once per session.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +38,13 @@ class Backend:
             or None if that cannot be done here.
         timeout: seconds to wait for an event or a state change.
         cleanup: runs after each test with the connected driver (shared endpoints).
+        prepare: session-wide set-up (daemons, host bridges) run once before
+            the backend's first test; returns the function that undoes it at
+            the end of the session.
+        bridges: the two host bridges the suite's NICs name (the spec's NIC,
+            then the one attach_nic adds); they must exist where NICs are real.
+        booted: waits until a freshly started VM's guest is up (a real guest
+            ignores an ACPI shutdown sent before its OS listens), or None.
     """
 
     make: Callable[[Path], Driver]
@@ -44,13 +53,16 @@ class Backend:
     drop_connection: Callable[[Driver], None] | None = None
     timeout: float = 5.0
     cleanup: Callable[[Driver], None] | None = None
+    prepare: Callable[[], Callable[[], None]] | None = None
+    bridges: tuple[str, str] = ("br-wind", "br-two")
+    booted: Callable[[Driver, str, Path], None] | None = None
 
 
-def tiny_spec(name: str, tmp: Path, **overrides: Any) -> VMSpec:
+def tiny_spec(name: str, tmp: Path, bridge: str = "br-wind", **overrides: Any) -> VMSpec:
     """A 1-vcpu, 64 MiB VM with one bridged NIC, labels and a console log."""
     fields: dict[str, Any] = dict(
         name=name, vcpus=1, memory_mb=64, disk_gb=1,
-        nics=(NicSpec("tenant-net", bridge="br-wind"),),
+        nics=(NicSpec("tenant-net", bridge=bridge),),
         metadata={"tenant": "acme", "app": "shop", "component": "web"},
         console_log=str(tmp / f"{name}.console.log"),
     )
@@ -133,24 +145,81 @@ def _cloud_cleanup(driver: Driver) -> None:
 BACKENDS.append(pytest.param(Backend(make=_ec2_driver, cleanup=_cloud_cleanup), id="cloud-ec2-moto"))
 
 
-def _qemu_driver(tmp: Path) -> Driver:
-    from drivers.testing.daemons import ensure_libvirtd
+# --- libvirt on real QEMU (TCG) under libvirtd: the slow set, as root -------------------------------
 
-    ensure_libvirtd()  # leaves a running libvirtd alone; needs root
+# Bridges of our own, named per process (at most 15 characters), so a concurrent run or the
+# host's own bridges are never touched; created in the root namespace, removed by name.
+QEMU_BRIDGES = (f"wq{os.getpid() % 100000}a", f"wq{os.getpid() % 100000}b")
+GUEST_DIR = Path("/var/tmp/wind-guest")  # world-traversable: QEMU runs as libvirt-qemu
+_disks: list[Path] = []
+
+
+def _qemu_prepare() -> Callable[[], None]:
+    """Start libvirtd (unless it runs) and create the suite's bridges; undo both afterwards."""
+    from pyroute2 import IPRoute
+
+    from drivers.testing.daemons import ensure_libvirtd
+    from drivers.testing.guest import build_guest
+
+    handle = ensure_libvirtd()  # leaves a running libvirtd alone; its stop() stops only what it started
+    build_guest()  # once, before the first define (cached between runs)
+    created = []
+    with IPRoute() as ipr:
+        for name in QEMU_BRIDGES:
+            if not ipr.link_lookup(ifname=name):
+                ipr.link("add", ifname=name, kind="bridge")
+                created.append(name)
+            ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+
+    def undo() -> None:
+        with IPRoute() as ipr:
+            for name in created:
+                for index in ipr.link_lookup(ifname=name):
+                    ipr.link("del", index=index)
+        handle.stop()
+
+    return undo
+
+
+def _qemu_driver(tmp: Path) -> Driver:
     return LibvirtDriver(uri="qemu:///system", name=f"qemu-{tmp.name}"[:60], domain_type="qemu",
                          cpus=2, memory_mb=1024)
 
 
 def _qemu_spec(name: str, tmp: Path) -> VMSpec:
+    """The tiny Debian-kernel guest, with a qcow2 disk (so it can take an internal snapshot) and a NIC."""
+    import subprocess
+
     from drivers.testing.guest import build_guest
 
     guest = build_guest()
-    console = Path("/var/tmp/wind-guest/console")
-    console.mkdir(parents=True, exist_ok=True)
-    # Unique domain names: qemu:///system is shared by every test (and by anyone else on the host).
-    return VMSpec(name=name, vcpus=1, memory_mb=64, kernel=str(guest.kernel), initrd=str(guest.initrd),
-                  cmdline=guest.cmdline, metadata={"tenant": "acme", "app": "shop", "component": "web"},
-                  console_log=str(console / f"{tmp.name}-{name}.log"))
+    for sub in ("console", "disks"):
+        (GUEST_DIR / sub).mkdir(parents=True, exist_ok=True)
+    # Unique names: qemu:///system is shared by every test (and by anyone else on the host).
+    disk = GUEST_DIR / "disks" / f"{tmp.name}-{name}.qcow2"
+    if not disk.exists():
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+        _disks.append(disk)
+    # 128 MiB: the Debian kernel and its initramfs do not boot in 64.
+    return VMSpec(name=name, vcpus=1, memory_mb=128, disk_gb=1, image=str(disk), kernel=str(guest.kernel),
+                  initrd=str(guest.initrd), cmdline=guest.cmdline,
+                  nics=(NicSpec("tenant-net", bridge=QEMU_BRIDGES[0]),),
+                  metadata={"tenant": "acme", "app": "shop", "component": "web"},
+                  console_log=str(GUEST_DIR / "console" / f"{tmp.name}-{name}.log"))
+
+
+def _qemu_booted(driver: Driver, name: str, tmp: Path) -> None:
+    from drivers.testing.guest import wait_for_marker
+
+    wait_for_marker(_qemu_spec(name, tmp).console_log or "", timeout=90)
+
+
+def _qemu_crash(driver: Driver, name: str) -> None:
+    """Kill the guest's QEMU process (by its PID file): the hypervisor process failed."""
+    import signal
+
+    pid = int(Path(f"/run/libvirt/qemu/{name}.pid").read_text().strip())
+    os.kill(pid, signal.SIGKILL)
 
 
 def _qemu_cleanup(driver: Driver) -> None:
@@ -160,12 +229,13 @@ def _qemu_cleanup(driver: Driver) -> None:
             if vm.state.is_active:
                 driver.destroy(vm.name)
             driver.undefine(vm.name)
+    while _disks:
+        _disks.pop().unlink(missing_ok=True)
 
 
-# libvirt on real QEMU is opt-in (WIND_QEMU_CONFORMANCE=1, as root): 24 of its 28 contract tests pass in
-# ~90 s, and 4 cannot here: the suite's NICs name host bridges (br-wind, br-two) that do not exist, a
-# diskless kernel-boot guest cannot take libvirt's internal snapshot, and a shutdown sent right after
-# start arrives before the guest's acpid listens. tests/drivers/test_qemu_boot.py covers real QEMU in CI.
-if __import__("os").environ.get("WIND_QEMU_CONFORMANCE"):
-    BACKENDS.append(pytest.param(Backend(make=_qemu_driver, spec=_qemu_spec, cleanup=_qemu_cleanup, timeout=60),
-                                 id="libvirt-qemu", marks=[pytest.mark.slow, pytest.mark.root]))
+BACKENDS.append(pytest.param(
+    Backend(make=_qemu_driver, spec=_qemu_spec, cleanup=_qemu_cleanup, timeout=60, prepare=_qemu_prepare,
+            bridges=QEMU_BRIDGES, booted=_qemu_booted, crash=_qemu_crash),
+    id="libvirt-qemu",
+    marks=[pytest.mark.slow, pytest.mark.root,
+           pytest.mark.skipif(os.geteuid() != 0, reason="real QEMU under qemu:///system needs root")]))

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from backends import BACKENDS, Backend, tiny_spec, wait_for
+from backends import BACKENDS, Backend, wait_for
 
 from drivers import (
     OPERATION_CAPABILITY, Capabilities, Capacity, Driver, EventKind, NicSpec, VMEvent, VMInfo, VMState, errors,
 )
 
 
+@pytest.fixture(scope="session")
+def prepared() -> Iterator[dict[int, Callable[[], None]]]:
+    """Each backend's session-wide set-up, done once on first use and undone at the end."""
+    undo: dict[int, Callable[[], None]] = {}
+    yield undo
+    for fn in reversed(list(undo.values())):
+        fn()
+
+
+def prepare(backend: Backend, undo: dict[int, Callable[[], None]]) -> None:
+    if backend.prepare is not None and id(backend) not in undo:
+        undo[id(backend)] = backend.prepare()
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Backend:
+def backend(request: pytest.FixtureRequest, prepared: dict[int, Callable[[], None]]) -> Backend:
+    prepare(request.param, prepared)
     return request.param
 
 
@@ -40,7 +56,7 @@ def events(driver: Driver) -> Iterator[queue.Queue[VMEvent]]:
 def define(driver: Driver, backend: Backend, tmp: Path, name: str = "vm-1", **overrides: object) -> VMInfo:
     spec = backend.spec(name, tmp)
     if overrides:
-        spec = tiny_spec(name, tmp, **overrides)
+        spec = dataclasses.replace(spec, **overrides)
     return driver.define(spec)
 
 
@@ -142,6 +158,8 @@ def test_operations_on_a_missing_vm_raise_vm_not_found(driver: Driver, op: str) 
 def test_start_shutdown_destroy_and_undefine_walk_the_lifecycle(driver: Driver, backend: Backend,
                                                                 tmp_path: Path) -> None:
     running_vm(driver, backend, tmp_path)
+    if backend.booted is not None:
+        backend.booted(driver, "vm-1", tmp_path)  # a real guest hears ACPI only once its OS runs
     driver.shutdown("vm-1")
     wait_state(driver, backend, "vm-1", VMState.SHUTOFF)
     driver.start("vm-1")
@@ -170,10 +188,11 @@ def test_undefining_a_running_vm_raises_invalid_state(driver: Driver, backend: B
 def test_a_running_vm_counts_against_capacity_until_destroyed(driver: Driver, backend: Backend,
                                                               tmp_path: Path) -> None:
     before = driver.capacity().used
+    spec = backend.spec("vm-1", tmp_path)
     running_vm(driver, backend, tmp_path)
     during = driver.capacity().used
-    assert during.cpus - before.cpus == 1
-    assert during.memory_mb - before.memory_mb == 64
+    assert during.cpus - before.cpus == spec.vcpus
+    assert during.memory_mb - before.memory_mb == spec.memory_mb
     driver.destroy("vm-1")
     wait_state(driver, backend, "vm-1", VMState.SHUTOFF)
     assert driver.capacity().used == before
@@ -218,7 +237,7 @@ def _exercise(driver: Driver, backend: Backend, tmp: Path, op: str) -> None:
         path = driver.console_log(name)
         assert path == backend.spec(name, tmp).console_log
     elif op == "attach_nic":
-        info = driver.attach_nic(name, NicSpec("second-net", bridge="br-two"))
+        info = driver.attach_nic(name, NicSpec("second-net", bridge=backend.bridges[1]))
         assert [n.network for n in info.nics][-1] == "second-net"
     elif op == "migrate":
         info = driver.info(name)
@@ -300,7 +319,9 @@ CRASHABLE = [p for p in BACKENDS if p.values[0].crash is not None]
 
 
 @pytest.mark.parametrize("crashable", CRASHABLE)
-def test_a_crash_is_reported_as_a_crashed_event_and_state(crashable: Backend, tmp_path: Path) -> None:
+def test_a_crash_is_reported_as_a_crashed_event_and_state(crashable: Backend, tmp_path: Path,
+                                                          prepared: dict[int, Callable[[], None]]) -> None:
+    prepare(crashable, prepared)
     drv = crashable.make(tmp_path)
     drv.connect()
     q: queue.Queue[VMEvent] = queue.Queue()
@@ -313,6 +334,8 @@ def test_a_crash_is_reported_as_a_crashed_event_and_state(crashable: Backend, tm
         drv.start("vm-1")  # a crashed VM can be started again
         wait_state(drv, crashable, "vm-1", VMState.RUNNING)
     finally:
+        if crashable.cleanup is not None:
+            crashable.cleanup(drv)
         drv.close()
 
 
@@ -331,7 +354,9 @@ DROPPABLE = [p for p in BACKENDS if p.values[0].drop_connection is not None]
 
 
 @pytest.mark.parametrize("droppable", DROPPABLE)
-def test_a_dropped_connection_raises_connection_lost_until_reconnected(droppable: Backend, tmp_path: Path) -> None:
+def test_a_dropped_connection_raises_connection_lost_until_reconnected(
+        droppable: Backend, tmp_path: Path, prepared: dict[int, Callable[[], None]]) -> None:
+    prepare(droppable, prepared)
     drv = droppable.make(tmp_path)
     drv.connect()
     noticed: queue.Queue[errors.ConnectionLost] = queue.Queue()
@@ -345,4 +370,6 @@ def test_a_dropped_connection_raises_connection_lost_until_reconnected(droppable
         drv.connect()
         assert drv.info("vm-1").name == "vm-1"
     finally:
+        if droppable.cleanup is not None:
+            droppable.cleanup(drv)
         drv.close()

@@ -20,6 +20,7 @@ from wind_actors.errors import WindError
 from wind_actors.protocol import EnsureVMs, RemoveVMs, vm_actor_name
 from wind_actors.services import DesiredVM, Store, parse_descriptor, reconcile
 
+from ._lost import moved_from, stale_copies
 from ._overlay import attach_nics
 from ._views import ALIVE, Snapshot, app_prefix, observed_for, vm_spec
 
@@ -67,6 +68,7 @@ class AppActor(WatchedActor):
         self.app = app
         self.prefix = app_prefix(tenant, app)
         self._monitors: dict[str, str] = {}   # vm name -> monitor id
+        self._watched_at: dict[str, str] = {}  # vm name -> the site of the copy monitored
         self._sent: dict[str, float] = {}     # vm name -> when EnsureVMs was last sent
         self._undeploy_op: str | None = None
         self._snapshot = Snapshot()
@@ -105,8 +107,14 @@ class AppActor(WatchedActor):
         records = {r.name: r for r in self.store.vms(self.tenant, self.app)}
         desired = [DesiredVM(r.name, r.site, r.restart, "stopped" if r.desired == "stopped" else "running")
                    for r in records.values()]
-        result = reconcile(desired, observed_for(snap, self.prefix), sites_up=snap.sites_up,
-                           tracked=self._monitors.keys())
+        # Copies left on a site the VM was moved away from are removed, never adopted or watched.
+        moved = moved_from(self.store.get_application(self.tenant, self.app).placement)
+        placed = {n: r.site for n, r in records.items()}
+        for name in [n for n in self._monitors if self._watched_at.get(n) in moved.get(n, ())
+                     and self._watched_at.get(n) != placed.get(n)]:
+            self.node.demonitor(self._monitors.pop(name))
+        stale, observed = stale_copies(observed_for(snap, self.prefix), placed, moved)
+        result = reconcile(desired, observed, sites_up=snap.sites_up, tracked=self._monitors.keys())
         now = time.monotonic()
         to_start: dict[str, list[dict[str, Any]]] = {}
         for action in result.start:
@@ -124,6 +132,8 @@ class AppActor(WatchedActor):
         to_stop: dict[str, list[str]] = {}
         for action in result.stop:
             to_stop.setdefault(action.site, []).append(action.name)
+        for vm in stale:
+            to_stop.setdefault(vm.site, []).append(vm.name)
         for site, names in to_stop.items():
             _log.warning("app.removing_extra_vms", tenant=self.tenant, app=self.app, site=site, vms=names)
             self._tell_site(site, RemoveVMs(tuple(names)))
@@ -135,6 +145,7 @@ class AppActor(WatchedActor):
             return
         ref = self.node.ref(f"{vm_actor_name(name)}@{view.node}")
         self._monitors[name] = self.node.monitor(ref, self.actor_ref)
+        self._watched_at[name] = site
         _log.debug("app.watching", vm=name, site=site)
 
     def _on_down(self, down: Down) -> None:

@@ -27,6 +27,7 @@ from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Te
                                   VMRecord, parse_descriptor, vm_name)
 
 from ._app import Reconcile, StartUndeploy
+from ._lost import LostSites
 from ._networks import network_problems
 from ._overlay import SITES_KEY, RemoveSiteFromPlan, add_overlay_addresses, replan_now
 from ._removed import RemovedSites, holders, refusal
@@ -67,17 +68,20 @@ class ControllerActor(WatchedActor):
         tenants: the configured tenants and their tokens.
         app_sup: the simple_one_for_one supervisor of the application actors.
         site_timeout: seconds without a report before a site is down.
+        lost_site_grace: seconds a site stays down before its VMs move to other sites (0: never).
         removed: the removed sites, shared with the overlay planner (default: read from ``store``).
     """
 
     use_daemon_thread = True
 
     def __init__(self, node: Any, store: Store, tenants: Tenants, app_sup: Any, *,
-                 site_timeout: float = 5.0, removed: RemovedSites | None = None) -> None:
+                 site_timeout: float = 5.0, removed: RemovedSites | None = None,
+                 lost_site_grace: float = 30.0) -> None:
         super().__init__()
         self.node, self.store, self.tenants, self.app_sup = node, store, tenants, app_sup
         self.site_timeout = site_timeout
         self.removed = removed if removed is not None else RemovedSites(store)
+        self.lost = LostSites(store, lost_site_grace, site_timeout)
         self.sites: dict[str, _Site] = {}
         self.apps: dict[tuple[str, str], pykka.ActorRef[Any]] = {}
         self.snapshot = Snapshot()
@@ -152,6 +156,8 @@ class ControllerActor(WatchedActor):
     def _tick(self) -> None:
         self._ticks += 1
         snap = self._build_snapshot()
+        if self.lost.tick(snap):  # moves are stored before the apps reconcile against them
+            replan_now(self.node)
         for key, ref in list(self.apps.items()):
             if ref.is_alive():
                 ref.tell(Reconcile(snap))
@@ -251,6 +257,7 @@ class ControllerActor(WatchedActor):
             ops = self.store.operations(view.tenant, rec.name)
             rows.append(app_row(view.tenant, rec.name, rec.state, ops[-1].id if ops else None,
                                 self.store.vms(view.tenant, rec.name), self.snapshot))
+            self.lost.annotate(rows[-1], rec, self.snapshot)  # why a VM is lost, where a moved one came from
         add_overlay_addresses(rows, self.store)
         return {"apps": rows}
 

@@ -81,6 +81,12 @@ def print_app(app: dict[str, Any]) -> None:
                 [(v["instance"], v["component"], v["site"], v["host"], v["state"], v["restarts"],
                   v["restart"], ", ".join(f"{o['network']} {o['ip']}/{o['prefixlen']}" for o in v.get("overlay", ())))
                  for v in app["vms"]])
+    for v in app["vms"]:  # lost sites: why a VM is still lost, where a rescheduled one came from
+        if v.get("lost_reason"):
+            console.print(f"  {v['instance']} is lost: {v['lost_reason']}", markup=False, highlight=False)
+        elif v.get("moved_from"):
+            console.print(f"  {v['instance']} was rescheduled from lost site(s) {', '.join(v['moved_from'])} "
+                          f"to {v['site']}", markup=False, highlight=False)
 
 
 def _print_status(data: Any) -> None:

@@ -1,4 +1,4 @@
-"""``wind sites``: the pool, one row per site."""
+"""``wind sites``: the pool, one row per site; ``wind sites remove NAME``: take a site out of it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,17 @@ def register(subparsers: Any) -> None:
         description="Show the logical pool built from every agent's reports.")
     add_client_options(parser)
     parser.set_defaults(func=_run)
+    sub = parser.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
+    remove = sub.add_parser(
+        "remove", help="remove a site from the pool and the overlay (refused while VMs are placed there)",
+        description="Remove a site from the pool and the overlay plan. Refused, changing nothing, "
+                    "while any application has VMs placed there. Its agent, if reachable, tears "
+                    "down every Wind network device; the other sites stop sending to it. The "
+                    "removal persists across controller restarts; an agent of that name that "
+                    "starts again later rejoins as a new, empty site. Idempotent.")
+    remove.add_argument("name", help="the site")
+    add_client_options(remove)
+    remove.set_defaults(func=_remove)
 
 
 def _fmt(res: dict[str, Any]) -> str:
@@ -38,4 +49,12 @@ def _run(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         rows = client.sites()
     emit(rows, as_json=args.json, human=print_sites)
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        result = client.remove_site(args.name)
+    emit(result, as_json=args.json, human=lambda r: print(
+        f"site {r['site']}: {r['state']} (operation {r['op']}, agent {r['agent']})"))
     return 0
