@@ -8,6 +8,7 @@ every connection in the process runs on this one thread.
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 import libvirt
@@ -17,6 +18,7 @@ __all__ = ["ensure_event_loop", "event_loop_thread"]
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_stopping = threading.Event()
 _log = structlog.get_logger("wind.drivers.libvirt")
 
 
@@ -27,7 +29,7 @@ def _quiet(_ctx: object, _err: object) -> None:
 
 
 def _run() -> None:
-    while True:
+    while not _stopping.is_set():
         try:
             libvirt.virEventRunDefaultImpl()
         except Exception:  # keep the process's only event loop alive
@@ -48,6 +50,24 @@ def ensure_event_loop() -> threading.Thread:
             _thread = threading.Thread(target=_run, name="wind-libvirt-events", daemon=True)
             _thread.start()
         return _thread
+
+
+def _wake(timer: int, _opaque: object) -> None:
+    libvirt.virEventRemoveTimeout(timer)
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    # A daemon thread still inside libvirt's C loop when the interpreter
+    # finalizes can call back into a dying Python and abort the process (seen
+    # as a fatal-error dump naming libvirtmod at exit). atexit runs before
+    # finalization, so stop the loop here: set the flag, wake the loop with a
+    # timer that fires at once, and wait for the thread to leave.
+    if _thread is None or not _thread.is_alive():
+        return
+    _stopping.set()
+    libvirt.virEventAddTimeout(0, _wake, None)
+    _thread.join(timeout=5)
 
 
 def event_loop_thread() -> threading.Thread | None:
