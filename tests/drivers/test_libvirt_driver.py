@@ -135,3 +135,34 @@ def test_a_crash_stop_event_is_a_crashed_event_and_updates_are_ignored() -> None
     assert map_event(libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED)[0].value == "crashed"
     assert map_event(libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_DEFINED_UPDATED) is None
     assert map_event(12345, 0) is None
+
+
+def system_error(message: str) -> libvirt.libvirtError:
+    """A libvirt "system error" (code 38) as libvirt reports it (its err tuple set as libvirt sets it)."""
+    exc = libvirt.libvirtError(message)
+    exc.err = (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_FROM_NONE, message, libvirt.VIR_ERR_ERROR,
+               "%s", message, None, -1, -1)
+    return exc
+
+
+def test_a_missing_bridge_is_an_invalid_spec_naming_it_not_a_lost_connection() -> None:
+    # The message libvirtd 9 gives when a NIC's bridge does not exist (tests/drivers/test_qemu_faults.py
+    # sees it for real).
+    err = translate(system_error("Cannot get interface MTU on 'br-gone': No such device"),
+                    driver="d", vm="web", op="start")
+    assert isinstance(err, errors.InvalidSpec) and not err.recoverable
+    assert err.context["device"] == "br-gone" and "'br-gone' does not exist" in str(err)
+
+
+def test_a_system_error_on_a_live_connection_is_a_backend_error_and_on_a_dead_one_a_lost_connection() -> None:
+    live = libvirt.open(host("small.xml"))
+    dead = libvirt.open(host("small.xml"))
+    dead.close()
+    try:
+        broken = system_error("Cannot open log file: Permission denied")
+        on_live = translate(broken, driver="d", op="start", conn=live)
+        assert type(on_live) is errors.BackendError and not on_live.recoverable
+        on_dead = translate(broken, driver="d", op="start", conn=dead)
+        assert isinstance(on_dead, errors.ConnectionLost) and on_dead.recoverable
+    finally:
+        live.close()

@@ -62,12 +62,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
         assert all(code is not None for code in codes.values())
 
 
+class Wind:
+    """A client of the cluster's controller that can reconnect after the controller restarts."""
+
+    def __init__(self, config: Path) -> None:
+        self._config = config
+        self.client = Client.from_config(config)
+
+    def reconnect(self) -> None:
+        self.client.close()
+        self.client = Client.from_config(self._config)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
 @pytest.fixture
 def wind(cluster: ProcessCluster) -> Any:
-    client = Client.from_config(cluster.configs["client"])
+    client = Wind(cluster.configs["client"])
     wait_for("every site to report", lambda: len(_up(client)) == len(SITES))
     yield client
-    client.close()
+    client.client.close()
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -80,7 +95,7 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float = 30.0) -> 
         time.sleep(0.1)  # polling the controller, with a deadline
 
 
-def _up(client: Client) -> dict[str, dict[str, Any]]:
+def _up(client: Any) -> dict[str, dict[str, Any]]:
     return {row["site"]: row for row in client.sites() if row["health"] == "up"}
 
 
@@ -103,11 +118,11 @@ components:
     return str(path)
 
 
-def _vms(client: Client, app: str) -> dict[str, dict[str, Any]]:
+def _vms(client: Any, app: str) -> dict[str, dict[str, Any]]:
     return {vm["instance"]: vm for vm in client.status(app)["vms"]}
 
 
-def _each_instance_runs_exactly_once(client: Client) -> bool:
+def _each_instance_runs_exactly_once(client: Any) -> bool:
     """Every instance of every application runs, and the sites up hold no VM beyond them."""
     apps = client.status()
     held = sum(row["vms"] for row in _up(client).values())
@@ -134,6 +149,13 @@ def test_vms_of_a_site_killed_with_sigkill_run_on_other_sites_after_the_grace(cl
     human = cluster.wind("app", "status", "shop", config="client")
     assert human.returncode == 0, human.stderr
     assert f"web-0 was rescheduled from lost site(s) {victim} to {moved['web-0']['site']}" in human.stdout
+
+    cluster.kill("controller")  # the move is in the store: a restarted controller keeps it
+    cluster.start("controller", "controller")
+    wind.reconnect()
+    wait_for("the restarted controller to see every VM running where it was moved", lambda: (
+        lambda vms: {i: (vm["site"], vm["state"]) for i, vm in vms.items()}
+        == {i: (vm["site"], "running") for i, vm in moved.items()})(_vms(wind, "shop")))
 
     cluster.start(victim, "agent")
     wait_for(f"{victim} to rejoin", lambda: victim in _up(wind))

@@ -1,11 +1,14 @@
-"""Losing libvirtd for real: the supervised driver actor fails, reconnects with backoff, re-announces.
+"""Real faults on real QEMU under libvirtd, through the driver actor.
+
+- Losing libvirtd: the test kills libvirtd by PID, watches the supervised
+  driver actor fail and its replacements try to connect with backoff, starts
+  libvirtd again and waits for the fresh Inventory. Afterwards it stops the
+  libvirtd it started; if it killed one that someone else had started, it
+  leaves the replacement running, as it found the host.
+- A NIC on a bridge that does not exist: a bad spec, not a lost connection.
 
 Real parts only: libvirtd (started if it is not running), qemu:///system, a
-supervisor from ``supervisors``. The test kills libvirtd by PID, watches the
-driver actor fail and its replacements try to connect, starts libvirtd again,
-and waits for the fresh Inventory. Afterwards it stops the libvirtd it
-started; if it killed one that someone else had started, it leaves the
-replacement running, as it found the host.
+supervisor from ``supervisors``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pytest
 from backends import wait_for
 from supervisors import Backoff, SupFlags, monitor, start_supervisor, which_children
 
-from drivers import Inventory, Subscribers, VMSpec, driver_actor_spec, errors
+from drivers import Inventory, NicSpec, Subscribers, VMSpec, driver_actor_spec, errors, start_driver_actor
 from drivers.libvirt import LibvirtDriver
 from drivers.testing.daemons import ensure_libvirtd, libvirtd_pid, started_here
 
@@ -94,6 +97,31 @@ def test_a_killed_libvirtd_fails_the_actor_and_the_restarted_one_reconnects_and_
             replacement.started.pop("libvirtd", None)  # theirs, restarted: leave it running
         if replacement is not None:
             replacement.stop()
+        handle.stop()
+
+
+def test_a_nic_on_a_missing_bridge_is_an_invalid_spec_naming_it_and_the_actor_lives_on() -> None:
+    from drivers.testing.guest import build_guest
+
+    handle = ensure_libvirtd()
+    guest = build_guest()
+    name = f"nobridge-{uuid.uuid4().hex[:8]}"
+    bridge = f"wqnone{os.getpid() % 100000}"
+    ref = start_driver_actor(lambda: LibvirtDriver(uri="qemu:///system", name="qemu-nobridge", cpus=2,
+                                                   memory_mb=1024))
+    try:
+        drv = ref.proxy()
+        drv.define(VMSpec(name, 1, 128, kernel=str(guest.kernel), initrd=str(guest.initrd), cmdline=guest.cmdline,
+                          nics=(NicSpec("tenant-net", bridge=bridge),))).get(timeout=30)
+        with pytest.raises(errors.InvalidSpec) as exc:
+            drv.start_vm(name).get(timeout=60)
+        assert exc.value.recoverable is False and exc.value.context["device"] == bridge
+        assert f"network device {bridge!r} does not exist" in str(exc.value)
+        assert ref.is_alive()  # a bad spec is not a reason to reconnect
+        drv.undefine(name).get(timeout=30)
+    finally:
+        ref.stop()
+        _forget(name)
         handle.stop()
 
 
