@@ -28,7 +28,8 @@ import yaml
 
 from wind_actors.config import ClientConfig, NodeConfig, load_config
 from wind_actors.errors import (ConfigError, ControllerError, DescriptorInvalid, NotFound,
-                                NotSupportedYet, PlacementFailed, SiteInUse, Unauthenticated, WindError)
+                                NotSupportedYet, PlacementFailed, SiteInUse, Unauthenticated, WindError,
+                                Forbidden)
 from wind_actors.protocol import (CONTROLLER_ACTOR, Deploy, GetOperation, KillInstance, RemoveSite, Sites,
                                   Status, Undeploy, is_error)
 
@@ -77,6 +78,8 @@ def raise_for(reply: Any) -> Any:
         raise Unauthenticated(text)
     if kind == "SiteInUse":
         raise SiteInUse(text)
+    if kind == "Forbidden":
+        raise Forbidden(text)
     raise ControllerError(text, error_type=kind, detail=err, recoverable=err.get("recoverable"))
 
 
@@ -211,6 +214,7 @@ class Client:
 
         Raises:
             SiteInUse: applications have VMs placed there; nothing was changed.
+            Forbidden: this tenant is not one of the controller's ``operators``.
             NotFound: no such site.
         """
         return dict(self._ask(RemoveSite(self._token, site, op_key or f"remove-site-{uuid.uuid4().hex}")))

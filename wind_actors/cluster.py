@@ -68,7 +68,8 @@ class Cluster:
     @classmethod
     def start(cls, sites: list[SiteSpec], *, tenants: dict[str, str],
               workdir: str | Path | None = None, curve: bool = True, tick: float = 0.2,
-              site_timeout: float = 3.0, lost_site_grace: float = 30.0) -> Cluster:
+              site_timeout: float = 3.0, lost_site_grace: float = 30.0,
+              operators: tuple[str, ...] = ()) -> Cluster:
         """Start a controller and one agent per site, and wait until every site has reported.
 
         Args:
@@ -80,6 +81,7 @@ class Cluster:
             tick: the controller's reconciliation interval.
             site_timeout: seconds before a silent site is down.
             lost_site_grace: seconds a site stays down before its VMs move elsewhere (0: never).
+            operators: tenants that may also manage the pool (remove sites).
 
         Returns:
             The running cluster.
@@ -101,7 +103,7 @@ class Cluster:
             cluster.controller_node = cnode
             cluster.controller = Controller.start(cnode, ControllerConfig(
                 store=str(path / "wind.db"), tenants=dict(tenants), tick=tick, site_timeout=site_timeout,
-                lost_site_grace=lost_site_grace))
+                lost_site_grace=lost_site_grace, operators=tuple(operators)))
             for spec in sites:
                 node = Node.start(cluster._node_config(f"agent@{spec.name}",
                                                        {"controller@local": cnode.address}))

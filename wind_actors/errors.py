@@ -8,6 +8,7 @@
     ├── NotFound                    no such tenant/application/operation for this tenant
     ├── SiteInUse                   a site cannot be removed while VMs are placed on it (recoverable)
     ├── Unauthenticated             a tenant token is not in the config
+    ├── Forbidden                   a tenant asked for an operator's action (managing the pool)
     ├── StoreError                  the desired-state store failed (busy/locked: recoverable)
     ├── NodeError                   the node runtime (wind_actors.runtime) failed; carries node=
     │   ├── WireError               a frame or message cannot be encoded or decoded (.reason)
@@ -26,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["WindError", "ConfigError",
-           "DescriptorInvalid", "NotSupportedYet", "PlacementFailed", "NotFound", "Unauthenticated",
+           "DescriptorInvalid", "NotSupportedYet", "PlacementFailed", "NotFound", "Unauthenticated", "Forbidden",
            "SiteInUse", "StoreError",
            "NodeError", "WireError", "NodeDownError", "NoSuchActor", "AskTimeout", "ActorError",
            "SecurityError", "VMCrashed", "ControllerError"]
@@ -110,6 +111,11 @@ class NotFound(WindError):
 
 class Unauthenticated(WindError):
     """A request carried a tenant token that is not in the config (the token is never echoed)."""
+
+
+class Forbidden(WindError):
+    """The tenant is known but may not do this: managing the shared pool (removing a site) is
+    for the tenants listed in ``[controller] operators``."""
 
 
 class SiteInUse(WindError):

@@ -108,6 +108,7 @@ class WindSystem:
         (workdir / "controller.toml").write_text(
             f'[node]\nname = "controller@hq"\nbind = "tcp://127.0.0.1:{self.controller_port}"\n'
             f'keys_dir = "keys"\n\n[controller]\nstore = "wind.db"\nsite_timeout = 3.0\ntick = 0.2\n'
+            'operators = ["acme"]\n'
             "[controller.tenants]\n" + "".join(f'{t} = "{tok}"\n' for t, tok in TOKENS.items()))
         self._peers = peers
         for site in sites:

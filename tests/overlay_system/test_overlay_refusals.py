@@ -16,7 +16,7 @@ import pytest
 from wind_actors.agent import Agent
 from wind_actors.cluster import Cluster, SiteSpec
 from wind_actors.controller._overlay import ALLOCATIONS_KEY, Replan
-from wind_actors.errors import DescriptorInvalid, NotFound, PlacementFailed, SiteInUse
+from wind_actors.errors import DescriptorInvalid, NotFound, PlacementFailed, SiteInUse, Forbidden
 
 TOKENS = {"acme": "acme-token-0123456789", "globex": "globex-token-0123456789"}
 
@@ -24,7 +24,7 @@ TOKENS = {"acme": "acme-token-0123456789", "globex": "globex-token-0123456789"}
 @pytest.fixture
 def cluster():
     sites = [SiteSpec(s, "sim", {"hosts": 4}, report_interval=0.2) for s in ("dc-1", "dc-2", "dc-3")]
-    with Cluster.start(sites, tenants=TOKENS, tick=0.1) as running:
+    with Cluster.start(sites, tenants=TOKENS, tick=0.1, operators=("acme",)) as running:
         yield running
 
 
@@ -154,6 +154,15 @@ def test_removing_a_site_with_vms_is_refused_listing_them_and_changes_nothing(cl
     acme.undeploy("pinned")
     globex.undeploy("theirs")
     assert acme.remove_site("dc-2")["state"] == "removed"
+
+
+def test_a_tenant_that_is_not_an_operator_cannot_remove_a_site_and_nothing_changes(cluster):
+    globex = cluster.client("globex")
+    with pytest.raises(Forbidden) as refused:
+        globex.remove_site("dc-3")
+    assert "'globex' may not remove sites" in str(refused.value) and "operators" in str(refused.value)
+    assert "dc-3" in {r["site"] for r in globex.sites()}
+    assert cluster.controller.removed_sites.names() == frozenset()
 
 
 def test_a_restarted_agent_of_a_removed_site_rejoins_as_a_new_site(cluster):

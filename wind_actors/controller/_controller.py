@@ -20,7 +20,7 @@ import structlog
 
 from supervisors import WatchedActor, start_child
 from wind_actors.agent._overlay import OVERLAY_PLANNER
-from wind_actors.errors import DescriptorInvalid, NotFound, WindError
+from wind_actors.errors import DescriptorInvalid, Forbidden, NotFound, WindError
 from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveSite, RemoveVMs,
                                   SiteReport, Sites, Status, Undeploy, VMUpdates, error_reply)
 from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Tenants, TenantView,
@@ -70,14 +70,16 @@ class ControllerActor(WatchedActor):
         site_timeout: seconds without a report before a site is down.
         lost_site_grace: seconds a site stays down before its VMs move to other sites (0: never).
         removed: the removed sites, shared with the overlay planner (default: read from ``store``).
+        operators: the tenants that may also manage the pool (remove sites).
     """
 
     use_daemon_thread = True
 
     def __init__(self, node: Any, store: Store, tenants: Tenants, app_sup: Any, *,
                  site_timeout: float = 5.0, removed: RemovedSites | None = None,
-                 lost_site_grace: float = 30.0) -> None:
+                 lost_site_grace: float = 30.0, operators: tuple[str, ...] = ()) -> None:
         super().__init__()
+        self.operators = frozenset(operators)
         self.node, self.store, self.tenants, self.app_sup = node, store, tenants, app_sup
         self.site_timeout = site_timeout
         self.removed = removed if removed is not None else RemovedSites(store)
@@ -330,6 +332,9 @@ class ControllerActor(WatchedActor):
             NotFound: no such site (neither reporting nor in the overlay, nor removed before).
         """
         tenant = self._view(msg.token).tenant
+        if tenant not in self.operators:  # the pool is shared: one tenant must not shrink it for all
+            raise Forbidden(f"tenant {tenant!r} may not remove sites: managing the shared pool is for "
+                            "the controller's operators ([controller] operators = [...])", tenant=tenant)
         prior = self._op_by_key(tenant, msg.op_key, "remove_site")
         tomb = self.removed.get(msg.site)
         if prior is not None or tomb is not None:  # idempotent: it is gone already
