@@ -11,7 +11,9 @@ code against; additions are fine, renames are not.
   :class:`VMSpec`/:class:`NicSpec` say what a VM should be, :class:`VMInfo`
   what it is, :class:`Capacity`/:class:`HostCapacity` what an endpoint holds.
 - :class:`VMEvent` (and :class:`Inventory` after each (re)connect) are pushed
-  to subscribers as messages.
+  to subscribers as messages. A driver may watch its backend's events only
+  while it has subscribers (:meth:`Driver.on_event_demand`); libvirt's does,
+  because each event it watches costs a GIL hand-off on libvirt's thread.
 - :func:`load_driver`/:func:`available_drivers`/:func:`create_driver` find
   plug-ins in entry-point group ``wind.drivers`` (built in: ``sim``,
   ``libvirt``, ``libcloud``).

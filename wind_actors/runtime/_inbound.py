@@ -34,6 +34,7 @@ _log = structlog.get_logger("wind.runtime.inbound")
 
 _REPLY = Kind.REPLY.value
 _TELL = Kind.TELL.value
+_ASK = Kind.ASK.value
 
 
 class _RemoteReply(pykka.Future[Any]):
@@ -141,31 +142,34 @@ class Inbound:
         if previous == "up":
             node.publish(NodeDown(peer, why))
 
-    def on_frame(self, data: bytes, user_id: str | None) -> None:
+    def on_frame(self, data: bytes, user_id: str | None) -> bool:
+        """Handle one frame; returns True when an ask or a reply went to a waiting thread."""
         node = self.node
         try:
             frame = parse_frame(data, node.config.max_frame_bytes)
         except WireError as exc:
             self.drop(exc.reason, peer=user_id, detail=exc.message)
-            return
+            return False
         src = frame.src
         if user_id is not None and user_id != src:
             self.drop("spoofed", peer=user_id, claimed=src,
                       detail="frame names another node than its CURVE key")
-            return
+            return False
         if node.transport.is_blocked(src):  # type: ignore[union-attr]
             node.counters["blocked_in"] += 1
-            return
+            return False
         node.learn_address(src, frame.src_address)
         if node.membership.heard(src, frame.src_address, time.monotonic()):
             node.publish(NodeUp(src))
         decode = node.codec.decode
         inboxes: dict[str, Any] = {}  # per frame: a batch of tells mostly has one target
         delivered = 0
+        handed = False
         for raw in frame.envelopes:
             try:
-                # Fast path for the bulk of traffic, a well-formed TELL; anything else (or
-                # anything odd) goes through parse_envelope's full checks in _dispatch.
+                # Fast paths for the bulk of traffic, well-formed TELL, ASK and REPLY envelopes;
+                # anything else (or anything odd) goes through parse_envelope's full checks in
+                # _dispatch.
                 if type(raw) is not list or type(raw[0] if raw else None) is not int:
                     self._dispatch(src, raw)  # raises the precise error
                 elif (raw[0] == _TELL and len(raw) == 3 and type(raw[1]) is str
@@ -175,9 +179,19 @@ class Inbound:
                         inbox = inboxes[raw[1]] = self._target(src, raw[1]).actor_inbox
                     inbox.put(Envelope(decode(raw[2])))
                     delivered += 1
+                elif (raw[0] == _ASK and len(raw) == 4 and type(raw[1]) is str
+                        and type(raw[2]) is int and type(raw[3]) is bytes):
+                    # liveness checked per ask (not cached per frame as for tells): an ask
+                    # put into the inbox of an actor that just stopped would wait for its timeout
+                    inbox = self._target(src, raw[1]).actor_inbox
+                    inbox.put(Envelope(decode(raw[3]),
+                                       reply_to=_RemoteReply(node, src, raw[2], raw[1])))
+                    delivered += 1
+                    handed = True
                 elif (raw[0] == _REPLY and len(raw) == 3 and type(raw[1]) is int
                         and type(raw[2]) is bytes):
                     self._reply(raw[1], raw[2])
+                    handed = True
                 else:
                     self._dispatch(src, raw)
             except WireError as exc:
@@ -187,6 +201,7 @@ class Inbound:
                     self._error_reply(src, corr, exc.reason, exc)
         if delivered:
             node.counters["delivered"] += delivered
+        return handed
 
     # -- envelopes ------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import msgpack
 import zmq
+from zmq.backend import zmq_poll
 from zmq.utils.monitor import parse_monitor_message
 
 from wind_actors.errors import NodeError, WireError
@@ -50,7 +51,8 @@ _RECV_BUDGET_S = 0.02
 class TransportHandler(Protocol):
     """What the transport calls, always on the I/O thread. Must not block."""
 
-    def on_frame(self, data: bytes, user_id: str | None) -> None: ...
+    def on_frame(self, data: bytes, user_id: str | None) -> bool:
+        """Handle one frame; True when it handed an ask or a reply to a waiting thread."""
     def on_tick(self, now: float) -> float: ...
     def on_link_lost(self, peer: str, why: str) -> None: ...
     def resolve(self, peer: str) -> tuple[str, bytes | None] | None: ...
@@ -202,39 +204,42 @@ class Transport:
         return peer in self._blocked
 
     def _run(self) -> None:
-        poller = zmq.Poller()
-        inbox, wake_fd = self._inbox, self._wake_fd
-        poller.register(inbox, zmq.POLLIN)
-        poller.register(wake_fd, zmq.POLLIN)
-        poller.register(self._inbox_monitor, zmq.POLLIN)
+        inbox, wake_fd, inbox_monitor = self._inbox, self._wake_fd, self._inbox_monitor
+        # zmq_poll on a list kept between turns, in the order events are handled (queued sends,
+        # then frames, then monitors): zmq.Poller would rebuild it, and a dict, every turn.
+        base: list[tuple[Any, int]] = [(wake_fd, zmq.POLLIN), (inbox, zmq.POLLIN),
+                                       (inbox_monitor, zmq.POLLIN)]
+        items = base
         monitors: dict[Any, str] = {}
         synced = -1
         deadline = time.monotonic()
+        monotonic = time.monotonic
         try:
             while not self._stopping:
-                # ceil: pyzmq truncates a float timeout, and 0 would spin until the deadline
-                timeout_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000.0))
-                events = dict(poller.poll(timeout_ms))
-                if wake_fd in events:
-                    self._drain_wake()
-                if inbox in events:
-                    self._receive()
-                if len(events) > (wake_fd in events) + (inbox in events):  # a monitor's
-                    if self._inbox_monitor in events:
-                        self._inbox_event()
-                    for sock, peer in list(monitors.items()):
-                        if sock in events and not sock.closed:
-                            self._monitor_event(peer, sock)
-                now = time.monotonic()
+                now = monotonic()
                 if now >= deadline:
                     deadline = self._handler.on_tick(now)
                 if synced != self._out_version:  # outbound sockets come and go rarely
                     synced = self._out_version
-                    self._sync_monitors(poller, monitors)
+                    items = base + self._sync_monitors(monitors)
+                # ceil: a truncated timeout of 0 would spin until the deadline. Nothing runs
+                # between handling a frame and this poll, which releases the GIL: a thread
+                # just handed an ask or a reply finds the interpreter free when it wakes.
+                for sock, _ in zmq_poll(items, max(0, math.ceil((deadline - now) * 1000.0))):
+                    if sock is inbox:
+                        self._receive()
+                    elif type(sock) is int:  # the wake eventfd
+                        self._drain_wake()
+                    elif sock is inbox_monitor:
+                        self._inbox_event()
+                    elif not sock.closed:  # a handler may have closed it this turn
+                        peer = monitors.get(sock)
+                        if peer is not None:
+                            self._monitor_event(peer, sock)
         except Exception:  # noqa: BLE001 - the I/O thread must log, not vanish silently
             _log.exception("I/O thread crashed", node=self.node)
         finally:
-            self._close_all(poller)
+            self._close_all()
 
     def _drain_wake(self) -> None:
         try:
@@ -352,12 +357,15 @@ class Transport:
                 except zmq.ZMQError:
                     user_id = None
             try:
-                on_frame(payload.bytes, user_id)
+                handed = on_frame(payload.bytes, user_id)
             except WireError:
-                pass  # the handler counted and logged it
-            # EVENTS does not release the GIL, unlike a recv that would fail with Again: the
-            # thread an ask was just handed to gets the interpreter without a ping-pong
-            if not inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN or time.monotonic() > budget_end:
+                handed = False  # the handler counted and logged it
+            # An ask or a reply was just handed to a sleeping thread: go straight back to
+            # zmq_poll, which releases the GIL, so that thread runs the moment it wakes instead
+            # of waking again for the GIL. Otherwise (tells) keep reading: EVENTS does not
+            # release the GIL, so a busy actor cannot take it between two frames of a batch.
+            if handed or not inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN \
+                    or time.monotonic() > budget_end:
                 return
 
     def _discard_rest(self) -> None:
@@ -409,16 +417,10 @@ class Transport:
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 out.auth_warned = False
 
-    def _sync_monitors(self, poller: zmq.Poller, monitors: dict[Any, str]) -> None:
-        live = {out.monitor: peer for peer, out in self._out.items()}
-        for sock in list(monitors):
-            if sock not in live:
-                poller.unregister(sock)
-                del monitors[sock]
-        for sock, peer in live.items():
-            if sock not in monitors:
-                poller.register(sock, zmq.POLLIN)
-                monitors[sock] = peer
+    def _sync_monitors(self, monitors: dict[Any, str]) -> list[tuple[Any, int]]:
+        monitors.clear()
+        monitors.update((out.monitor, peer) for peer, out in self._out.items())
+        return [(sock, zmq.POLLIN) for sock in monitors]
 
     def _close_outbound(self, out: _Outbound) -> None:
         try:
@@ -428,7 +430,7 @@ class Transport:
         out.monitor.close(0)
         out.sock.close(0)
 
-    def _close_all(self, poller: zmq.Poller) -> None:
+    def _close_all(self) -> None:
         with self._lock:
             for out in self._out.values():
                 self._close_outbound(out)
