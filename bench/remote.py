@@ -6,6 +6,11 @@ figure is measured in this run, with CURVE on for both Wind and the raw baseline
 with CURVE off. Same payload both sides: an int and 100 bytes. The last line of output is one
 JSON object. Run it on an otherwise idle machine: the load average is printed.
 
+``raw_2hop_rtt_us_median`` is informational: raw pyzmq with the two thread hand-offs that an
+actor runtime with one I/O thread per node cannot avoid (the request handed from the I/O
+thread to the actor's thread, the reply from the I/O thread to the caller), the floor under
+``ask_rtt_us_median`` that no amount of Python trimming in Wind removes.
+
     .venv/bin/python bench/remote.py [--quick]
 """
 
@@ -124,6 +129,36 @@ def serve_raw(keys: str, insecure: bool) -> None:
                 router.send_multipart([ident, msgpack.packb(msgpack.unpackb(data))])
 
 
+def serve_hops(keys: str, insecure: bool) -> None:
+    """The floor of Wind's design in raw pyzmq: an I/O thread reads requests from a PULL and
+    hands each to a worker thread (a SimpleQueue), which answers on its own PUSH; no wire
+    envelope, no registry, no codec beyond msgpack."""
+    import queue as _queue
+    import threading
+
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    _curve_server(pull, keys, insecure)
+    pull.bind("tcp://127.0.0.1:0")
+    print(json.dumps({"pull": pull.getsockopt_string(zmq.LAST_ENDPOINT)}), flush=True)
+    reply_to = json.loads(sys.stdin.readline())["reply"]
+    push = ctx.socket(zmq.PUSH)
+    if not insecure:
+        kp = load_keypair(Path(keys) / "b@bench.key_secret")
+        push.curve_publickey, push.curve_secretkey = kp.public, kp.secret
+        push.curve_serverkey = public_key_of("a@bench", keys)
+    push.connect(reply_to)
+    inbox: _queue.SimpleQueue[bytes] = _queue.SimpleQueue()
+
+    def worker() -> None:
+        while True:
+            push.send(msgpack.packb(msgpack.unpackb(inbox.get())))
+
+    threading.Thread(target=worker, daemon=True).start()
+    while True:
+        inbox.put(pull.recv())
+
+
 def _spawn(mode: str, keys: str, insecure: bool) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     args = [sys.executable, __file__, mode, keys] + (["--insecure"] if insecure else [])
     env = dict(os.environ, WIND_LOG_LEVEL="WARNING")
@@ -219,29 +254,82 @@ class RawSide:
         _end(self.proc)
 
 
+class HopsSide:
+    """Client of serve_hops: the caller sends on a PUSH; an I/O thread reads replies from a
+    PULL and wakes the caller through a lock, as Wind's I/O thread completes a reply future."""
+
+    def __init__(self, keys: str, insecure: bool) -> None:
+        import threading
+
+        self.proc, info = _spawn("--serve-hops", keys, insecure)
+        self.ctx = zmq.Context()
+        self.push, self.pull = self.ctx.socket(zmq.PUSH), self.ctx.socket(zmq.PULL)
+        if not insecure:
+            kp = load_keypair(Path(keys) / "a@bench.key_secret")
+            self.pull.curve_server = True
+            self.pull.curve_publickey, self.pull.curve_secretkey = kp.public, kp.secret
+        self.pull.bind("tcp://127.0.0.1:0")
+        self.proc.stdin.write(json.dumps({"reply": self.pull.getsockopt_string(zmq.LAST_ENDPOINT)}) + "\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        _curve_client(self.push, keys, insecure)
+        self.push.connect(info["pull"])
+        self._slot: list[bytes] = []
+        self._done = threading.Lock()
+        self._done.acquire()
+        threading.Thread(target=self._io, daemon=True).start()
+        self.rtts(300)  # warm up, as the other sides
+
+    def _io(self) -> None:
+        try:
+            while True:
+                self._slot.append(self.pull.recv())
+                self._done.release()
+        except zmq.ContextTerminated:
+            self.pull.close(0)  # closed by the thread using it: ZeroMQ sockets are not shared
+
+    def rtts(self, n: int) -> list[float]:
+        push, done, slot, out = self.push, self._done, self._slot, []
+        for i in range(n):
+            started = time.perf_counter()
+            push.send(msgpack.packb([i, PAYLOAD]))
+            done.acquire()
+            msgpack.unpackb(slot.pop())
+            out.append((time.perf_counter() - started) * 1e6)
+        return out
+
+    def close(self) -> None:
+        self.push.close(0)
+        self.ctx.term()  # wakes _io's recv with ContextTerminated; returns once it closed pull
+        _end(self.proc)
+
+
 def throughput_and_rtt(keys: str, insecure: bool, n_tell: int, n_ask: int,
                        rounds: int) -> dict[str, Any]:
     """Wind and raw measured in interleaved rounds (both child processes up throughout), so
     a load change on the machine hits both alike; figures are medians over rounds/samples."""
-    wind, raw = WindSide(keys, insecure), RawSide(keys, insecure)
+    wind, raw, hops = WindSide(keys, insecure), RawSide(keys, insecure), HopsSide(keys, insecure)
     tell_w: list[float] = []
     tell_r: list[float] = []
     rtt_w: list[float] = []
     rtt_r: list[float] = []
+    rtt_h: list[float] = []
     try:
         for r in range(rounds):
             sides = ((wind, tell_w, rtt_w), (raw, tell_r, rtt_r))
             for side, tells, rtts in (sides if r % 2 == 0 else sides[::-1]):
                 rtts.extend(side.rtts(n_ask // rounds))
                 tells.append(side.tell_rate(n_tell // rounds))
+            rtt_h.extend(hops.rtts(n_ask // rounds))
     finally:
         wind.close()
         raw.close()
+        hops.close()
     return {"tell_msgs_per_s": statistics.median(tell_w),
             "raw_push_pull_msgs_per_s": statistics.median(tell_r),
             "tell_ratio_per_round": [round(w / r, 3) for w, r in zip(tell_w, tell_r)],
             "ask_rtt_us_median": statistics.median(rtt_w),
-            "raw_rtt_us_median": statistics.median(rtt_r)}
+            "raw_rtt_us_median": statistics.median(rtt_r),
+            "raw_2hop_rtt_us_median": statistics.median(rtt_h)}
 
 
 def nodedown_ms(keys: str, insecure: bool, rounds: int) -> list[float]:
@@ -307,6 +395,8 @@ def run(keys: str, insecure: bool, quick: bool) -> dict[str, float]:
         "ask_rtt_us_median": round(fig["ask_rtt_us_median"], 1),
         "raw_rtt_us_median": round(fig["raw_rtt_us_median"], 1),
         "ask_rtt_ratio_vs_raw": round(fig["ask_rtt_us_median"] / fig["raw_rtt_us_median"], 3),
+        "raw_2hop_rtt_us_median": round(fig["raw_2hop_rtt_us_median"], 1),
+        "raw_2hop_ratio_vs_raw": round(fig["raw_2hop_rtt_us_median"] / fig["raw_rtt_us_median"], 3),
         "nodedown_detect_ms_median": round(statistics.median(downs), 2),
         "nodedown_detect_ms_max": round(max(downs), 2),
         "partition_detect_ms_median": round(statistics.median(silent), 1),
@@ -337,6 +427,9 @@ def main() -> None:
     result: dict[str, Any] = dict(curve)
     result.update({f"{k}_curve_off": v for k, v in plain.items()})
     result["load_average_1min"] = load_before
+    print("raw_2hop = raw pyzmq + msgpack with the two thread hand-offs of Wind's design (an I/O")
+    print("  thread hands each request to a worker thread and each reply to the caller): the floor")
+    print("  of an actor runtime with one I/O thread per node, informational, not a target")
     print("nodedown = SIGKILL to DOWN (TCP close seen by ZeroMQ); partition = heartbeats only")
     result["targets"] = {"tell_ratio_vs_raw": ">= 0.5", "ask_rtt_ratio_vs_raw": "<= 2.0",
                          "nodedown_detect_ms_median": "< 1000"}
@@ -346,6 +439,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--serve-wind":
         serve_wind(sys.argv[2], "--insecure" in sys.argv)
+    elif len(sys.argv) > 2 and sys.argv[1] == "--serve-hops":
+        serve_hops(sys.argv[2], "--insecure" in sys.argv)
     elif len(sys.argv) > 2 and sys.argv[1] == "--serve-raw":
         serve_raw(sys.argv[2], "--insecure" in sys.argv)
     else:

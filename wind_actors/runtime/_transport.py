@@ -204,13 +204,19 @@ class Transport:
         return peer in self._blocked
 
     def _run(self) -> None:
+        # One zmq_poll over the inbox socket and plain fds: the wake eventfd and the ZMQ_FD of
+        # every monitor socket. zmq_poll asks each ZeroMQ socket in its list for ZMQ_EVENTS
+        # before and after sleeping, two or more syscalls each (plus the getpid of ZeroMQ's
+        # fork check), and the monitors are silent nearly always. A ZMQ_FD is edge-triggered:
+        # it turns readable when something arrives after the socket was last found empty, so
+        # a monitor is read until recv fails with Again whenever its fd fires, and on every
+        # tick as a safety net.
         inbox, wake_fd, inbox_monitor = self._inbox, self._wake_fd, self._inbox_monitor
-        # zmq_poll on a list kept between turns, in the order events are handled (queued sends,
-        # then frames, then monitors): zmq.Poller would rebuild it, and a dict, every turn.
+        inbox_monitor_fd = inbox_monitor.getsockopt(zmq.FD)
         base: list[tuple[Any, int]] = [(wake_fd, zmq.POLLIN), (inbox, zmq.POLLIN),
-                                       (inbox_monitor, zmq.POLLIN)]
+                                       (inbox_monitor_fd, zmq.POLLIN)]
         items = base
-        monitors: dict[Any, str] = {}
+        monitors: dict[int, tuple[str, zmq.Socket]] = {}
         synced = -1
         deadline = time.monotonic()
         monotonic = time.monotonic
@@ -219,23 +225,26 @@ class Transport:
                 now = monotonic()
                 if now >= deadline:
                     deadline = self._handler.on_tick(now)
+                    self._drain_monitors(monitors)
                 if synced != self._out_version:  # outbound sockets come and go rarely
                     synced = self._out_version
                     items = base + self._sync_monitors(monitors)
                 # ceil: a truncated timeout of 0 would spin until the deadline. Nothing runs
                 # between handling a frame and this poll, which releases the GIL: a thread
                 # just handed an ask or a reply finds the interpreter free when it wakes.
-                for sock, _ in zmq_poll(items, max(0, math.ceil((deadline - now) * 1000.0))):
+                ready = zmq_poll(items, max(0, math.ceil((deadline - now) * 1000.0)))
+                # in the order of items: queued sends, then frames, then monitors
+                for sock, _ in ready:
                     if sock is inbox:
                         self._receive()
-                    elif type(sock) is int:  # the wake eventfd
+                    elif sock == wake_fd:
                         self._drain_wake()
-                    elif sock is inbox_monitor:
+                    elif sock == inbox_monitor_fd:
                         self._inbox_event()
-                    elif not sock.closed:  # a handler may have closed it this turn
-                        peer = monitors.get(sock)
-                        if peer is not None:
-                            self._monitor_event(peer, sock)
+                    else:
+                        peer, monitor = monitors.get(sock, ("", None))
+                        if monitor is not None and not monitor.closed:  # a handler may have
+                            self._monitor_event(peer, monitor)          # closed it this turn
         except Exception:  # noqa: BLE001 - the I/O thread must log, not vanish silently
             _log.exception("I/O thread crashed", node=self.node)
         finally:
@@ -356,14 +365,20 @@ class Transport:
                     user_id = payload.get("User-Id")
                 except zmq.ZMQError:
                     user_id = None
+            data = payload.bytes
+            # Freed before the hand-off: a zmq.Frame releases the GIL in its destructor, and
+            # freed after it that gave the GIL to the thread just woken while this one still
+            # had Python to run, so both paid a second GIL hand-over per round trip.
+            del payload
             try:
-                handed = on_frame(payload.bytes, user_id)
+                handed = on_frame(data, user_id)
             except WireError:
                 handed = False  # the handler counted and logged it
-            # An ask or a reply was just handed to a sleeping thread: go straight back to
-            # zmq_poll, which releases the GIL, so that thread runs the moment it wakes instead
-            # of waking again for the GIL. Otherwise (tells) keep reading: EVENTS does not
-            # release the GIL, so a busy actor cannot take it between two frames of a batch.
+            # An ask or a reply was just handed to a sleeping thread: straight back to
+            # zmq_poll, which releases the GIL at once (and finds any frame left), so that
+            # thread runs the moment it wakes instead of waking again for the GIL. Otherwise
+            # (tells) keep reading: EVENTS does not release the GIL, so a busy actor cannot
+            # take it between two frames of a batch.
             if handed or not inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN \
                     or time.monotonic() > budget_end:
                 return
@@ -408,7 +423,8 @@ class Transport:
                 continue
             if event == zmq.EVENT_DISCONNECTED:
                 self._handler.on_link_lost(peer, "connection_closed")
-                return  # the handler may have closed this socket
+                if sock.closed:  # the handler closed it with the link
+                    return
             elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
                 if not out.auth_warned:
                     out.auth_warned = True
@@ -417,10 +433,18 @@ class Transport:
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 out.auth_warned = False
 
-    def _sync_monitors(self, monitors: dict[Any, str]) -> list[tuple[Any, int]]:
+    def _sync_monitors(self, monitors: dict[int, tuple[str, zmq.Socket]]) -> list[tuple[Any, int]]:
         monitors.clear()
-        monitors.update((out.monitor, peer) for peer, out in self._out.items())
-        return [(sock, zmq.POLLIN) for sock in monitors]
+        for peer, out in self._out.items():
+            monitors[out.monitor.getsockopt(zmq.FD)] = (peer, out.monitor)
+        self._drain_monitors(monitors)  # events from before the fd was polled raised no edge
+        return [(fd, zmq.POLLIN) for fd in monitors]
+
+    def _drain_monitors(self, monitors: dict[int, tuple[str, zmq.Socket]]) -> None:
+        self._inbox_event()
+        for peer, sock in list(monitors.values()):
+            if not sock.closed:
+                self._monitor_event(peer, sock)
 
     def _close_outbound(self, out: _Outbound) -> None:
         try:

@@ -76,11 +76,15 @@ def _status(args: argparse.Namespace) -> int:
 
 def print_app(app: dict[str, Any]) -> None:
     """Print one application's status table for people."""
+    columns = ["instance", "component", "site", "host", "state", "restarts", "restart policy"]
+    rows = [[v["instance"], v["component"], v["site"], v["host"], v["state"], v["restarts"], v["restart"]]
+            for v in app["vms"]]
+    if any(v.get("overlay") for v in app["vms"]):  # sites without an underlay take no part in it
+        columns.append("overlay")
+        for row, v in zip(rows, app["vms"]):
+            row.append(", ".join(f"{o['network']} {o['ip']}/{o['prefixlen']}" for o in v.get("overlay", ())))
     print_table(f"{app['tenant']}/{app['app']}: {app['state']} ({app['running']}/{app['total']} running)",
-                ["instance", "component", "site", "host", "state", "restarts", "restart policy", "overlay"],
-                [(v["instance"], v["component"], v["site"], v["host"], v["state"], v["restarts"],
-                  v["restart"], ", ".join(f"{o['network']} {o['ip']}/{o['prefixlen']}" for o in v.get("overlay", ())))
-                 for v in app["vms"]])
+                columns, rows)
     for v in app["vms"]:  # lost sites: why a VM is still lost, where a rescheduled one came from
         if v.get("lost_reason"):
             console.print(f"  {v['instance']} is lost: {v['lost_reason']}", markup=False, highlight=False)
