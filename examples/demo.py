@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from rich.console import Console  # noqa: E402
 
+from wind_actors.testing import wait_for
 from wind_actors.cluster import ProcessCluster, free_port  # noqa: E402
 
 console = Console(highlight=False)
@@ -56,14 +57,7 @@ def query(cluster: ProcessCluster, *args: str, config: str = "client-acme") -> o
 
 
 def wait_until(what: str, condition, timeout: float = 30.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.3)  # polling the system through the CLI, with a deadline
+    return wait_for(what, condition, timeout, interval=0.3)  # each poll runs the CLI
 
 
 def prepare(workdir: Path, port: int) -> ProcessCluster:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wind_actors.testing import wait_for
 from wind_actors.agent import Agent
 from wind_actors.client import Client
 from wind_actors.config import AgentConfig, ControllerConfig, NodeConfig
@@ -114,8 +115,7 @@ class Cluster:
                 cluster.agents[spec.name] = Agent.start(node, config)
             if tenants:
                 client = cluster.client(next(iter(tenants)))
-                _wait_for(lambda: len(client.sites()) == len(sites), 30.0,
-                          f"{len(sites)} site(s) to report")
+                wait_for(f"{len(sites)} site(s) to report", lambda: len(client.sites()) == len(sites), 30.0)
         except BaseException:
             cluster.stop()
             raise
@@ -160,16 +160,6 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _wait_for(condition: Any, timeout: float, what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)  # polling a condition with a deadline
 
 
 class ProcessCluster:

@@ -18,12 +18,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from overlay.testing import NamespaceLab
+from wind_actors import testing
 from wind_actors.runtime import generate_keys
 
 WIND = [sys.executable, "-m", "wind_actors.cli.main"]
@@ -39,15 +39,8 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    """:func:`wind_actors.testing.wait_for` with this harness's argument order."""
+    return testing.wait_for(what, predicate, timeout, interval)
 
 
 class Process:

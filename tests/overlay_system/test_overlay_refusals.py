@@ -9,13 +9,13 @@ overlay in a network namespace.
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from wind_actors.agent import Agent
 from wind_actors.cluster import Cluster, SiteSpec
 from wind_actors.controller._overlay import ALLOCATIONS_KEY, Replan
+from system_harness import wait_for
 from wind_actors.errors import DescriptorInvalid, NotFound, PlacementFailed, SiteInUse, Forbidden
 
 TOKENS = {"acme": "acme-token-0123456789", "globex": "globex-token-0123456789"}
@@ -37,14 +37,6 @@ def app(name: str, cidr: str, count: int = 2, network: str = "net", tenant: str 
         comp["placement"] = {"anti_affinity": ["node"]}
     return {"tenant": tenant, "application": name, "networks": {network: {"cidr": cidr}},
             "components": {"node": comp}}
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # polling a condition with a deadline
-    return value
 
 
 def nothing_of(cluster: Cluster, tenant: str, name: str) -> None:

@@ -5,12 +5,12 @@ when the module's tests end, even when they fail."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from wind_actors.testing import wait_for
 from wind_actors.cluster import ProcessCluster, free_port
 
 HOSTS = Path(__file__).resolve().parents[2] / "examples" / "hosts"
@@ -41,13 +41,7 @@ class System:
         return self.json("app", "status", app, tenant=tenant)
 
     def wait_for(self, what: str, condition: Any, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.2)  # polling the system through the CLI, with a deadline
+        return wait_for(what, condition, timeout, interval=0.2)  # each poll runs the CLI
 
     def restart_controller(self, *, kill: bool) -> None:
         if kill:

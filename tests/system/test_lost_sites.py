@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from wind_actors.testing import wait_for
 from wind_actors.client import Client
 from wind_actors.cluster import ProcessCluster, free_port
 
@@ -83,16 +83,6 @@ def wind(cluster: ProcessCluster) -> Any:
     wait_for("every site to report", lambda: len(_up(client)) == len(SITES))
     yield client
     client.client.close()
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.1)  # polling the controller, with a deadline
 
 
 def _up(client: Any) -> dict[str, dict[str, Any]]:
