@@ -6,6 +6,7 @@ every way an actor ends is seen, with its reason, by monitors and links.
 
 from __future__ import annotations
 
+import queue
 import sys
 import traceback as _traceback
 from types import TracebackType
@@ -48,6 +49,9 @@ class WatchedActor(pykka.ThreadingActor):
 
     trap_exits: ClassVar[bool] = False
     crash_on_ask_error: ClassVar[bool] = False
+    # A C-level FIFO (put/get/empty, all the loops use): queue.Queue's Python-level
+    # Condition cost several microseconds per message on the ask round trip.
+    _create_actor_inbox = staticmethod(queue.SimpleQueue)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
