@@ -16,7 +16,10 @@ nothing above ``drivers/`` ever catches a third-party exception.
     ├── Throttled                the endpoint asked us to slow down (recoverable)
     ├── OperationTimeout         the backend did not answer in time (recoverable)
     ├── BackendError             the backend failed in a way we do not map more precisely
-    └── DriverNotFound           no plug-in of that name in entry-point group ``wind.drivers``
+    ├── DriverNotFound           no plug-in of that name in entry-point group ``wind.drivers``
+    └── TestSupportError         drivers.testing could not set up a real part
+        ├── GuestBuildError      the tiny test guest could not be built
+        └── DaemonError          a daemon (libvirtd, moto_server, mimic) did not start
 
 ``recoverable`` says whether retrying the same call later may succeed; the
 driver actor and the VM actors' restart logic read it. It defaults per class
@@ -42,6 +45,9 @@ __all__ = [
     "OperationTimeout",
     "BackendError",
     "DriverNotFound",
+    "TestSupportError",
+    "GuestBuildError",
+    "DaemonError",
 ]
 
 
@@ -152,3 +158,17 @@ class BackendError(DriverError):
 
 class DriverNotFound(DriverError):
     """No driver plug-in of that name is installed (entry-point group ``wind.drivers``)."""
+
+
+class TestSupportError(DriverError):
+    """drivers.testing could not set up a real part for a test or benchmark."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+class GuestBuildError(TestSupportError):
+    """The guest could not be built (which input is missing, and the package that provides it)."""
+
+
+class DaemonError(TestSupportError):
+    """A test daemon could not be started (message says which, and why)."""

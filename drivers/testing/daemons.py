@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from drivers.errors import DaemonError
+
 __all__ = [
     "DaemonError",
     "LibvirtdHandle",
@@ -51,10 +53,6 @@ _VIRTLOGD_PIDFILE = Path("/run/virtlogd.pid")
 
 #: PIDs of the daemons ensure_libvirtd() started in this process (whatever handle holds them).
 _STARTED_HERE: set[int] = set()
-
-
-class DaemonError(RuntimeError):
-    """A test daemon could not be started (message says which, and why)."""
 
 
 def free_port() -> int:

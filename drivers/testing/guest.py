@@ -40,6 +40,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.errors import GuestBuildError
+
 __all__ = [
     "BOOTED_MARKER",
     "POWEROFF_MARKER",
@@ -78,10 +80,6 @@ echo "{POWEROFF_MARKER}" > /dev/console
 sync
 poweroff -f
 """
-
-
-class GuestBuildError(RuntimeError):
-    """The guest could not be built (which input is missing, and the package that provides it)."""
 
 
 @dataclass(frozen=True)

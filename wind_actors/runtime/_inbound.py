@@ -120,7 +120,7 @@ class Inbound:
             node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
         if len(node.pending):
             for entry in node.pending.take_where(lambda p: p.deadline <= now):
-                fail(entry.future, _timeout_error(entry))
+                fail(entry, _timeout_error(entry))
         return min(node.membership.next_deadline(), now + node.membership.interval)
 
     def on_link_lost(self, peer: str, why: str) -> None:
@@ -133,7 +133,7 @@ class Inbound:
         node.transport.reset_peer(peer)  # type: ignore[union-attr]
         err = NodeDownError(f"link to node {peer} lost ({why})", node=peer, reason=why)
         for entry in node.pending.take_where(lambda p: p.peer == peer):
-            fail(entry.future, err)
+            fail(entry, err)
         for mon in node.monitors.pop_out_of_peer(peer):
             node.deliver(mon.watcher, supervisors.Down(mon.public_id, mon.ref,
                                                        supervisors.NOCONNECTION))
@@ -258,9 +258,9 @@ class Inbound:
         try:
             value = self.node.codec.decode(body)
         except WireError as exc:
-            fail(entry.future, exc)
+            fail(entry, exc)
             return
-        complete(entry.future, value)
+        complete(entry, value)
 
     def _error(self, corr: int, reason: str, body: bytes) -> None:
         entry = self.node.pending.take(corr)
@@ -279,7 +279,7 @@ class Inbound:
             err = NoSuchActor(text, node=entry.peer)
         else:
             err = WireError(f"{entry.peer} rejected the ask: {text}", reason=reason, node=entry.peer)
-        fail(entry.future, err)
+        fail(entry, err)
 
     def _error_reply(self, src: str, corr: int, reason: str, exc: BaseException) -> None:
         node = self.node

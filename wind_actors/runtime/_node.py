@@ -149,7 +149,7 @@ class Node:
             self.transport.stop()
         error = NodeDownError(f"node {self.name} stopped", node=self.name, reason="node_stopped")
         for entry in self.pending.take_all():
-            fail(entry.future, error)
+            fail(entry, error)
         self.watches.node_stopped()
         for peer, status in self.peers().items():
             if status == "up":
@@ -351,8 +351,8 @@ class Node:
 
     def _ask(self, ref: RemoteRef, message: Any,
              timeout: float | None) -> tuple[ReplyFuture, int | None]:
-        future = ReplyFuture()
         if ref.node_name == self.name:
+            future = ReplyFuture()
             actor = self.registry.whereis(ref.name)
             if actor is None:
                 fail(future, NoSuchActor(f"no actor {ref.name!r} on node {self.name}",
@@ -363,8 +363,9 @@ class Node:
             return future, None
         body = self._encode_for(ref, message)
         self._check_peer(ref.node_name)
-        deadline = float("inf") if timeout is None else time.monotonic() + timeout
-        corr = self.pending.add(future, ref.node_name, deadline)
+        future = ReplyFuture(ref.node_name, float("inf") if timeout is None
+                             else time.monotonic() + timeout)
+        corr = self.pending.add(future)
         self.transport.send_now(ref.node_name, [_ASK, ref.name, corr, body])  # type: ignore[union-attr]
         return future, corr
 

@@ -1,5 +1,9 @@
 """Pending asks: the correlation table between an outgoing ASK and its REPLY (thread-safe).
 
+An entry is the caller's reply future itself (a :class:`~._replies.ReplyFuture`, which
+carries the ``peer`` asked and the ``deadline``): one object per ask instead of a future
+plus a record pointing at it.
+
 Each entry is taken out exactly once, under the table's lock, by whoever completes it: the
 I/O thread for a reply, an error reply, an expired deadline or a lost peer; the caller for
 its own timeout; ``Node.stop`` for everything left. That single take is what guarantees a
@@ -11,50 +15,45 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["PendingAsks", "Pending"]
 
 
-class Pending:
-    """One ask waiting for its reply: the caller's future, the peer asked and a deadline."""
+class Pending(Protocol):
+    """What the table needs of an entry: the peer asked and the deadline (monotonic s)."""
 
-    __slots__ = ("future", "peer", "deadline")
-
-    def __init__(self, future: Any, peer: str, deadline: float) -> None:
-        self.future = future
-        self.peer = peer
-        self.deadline = deadline
+    peer: str
+    deadline: float
 
 
 class PendingAsks:
-    """Correlation ids to :class:`Pending` entries."""
+    """Correlation ids to pending entries (reply futures)."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, Pending] = {}
+        self._entries: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._corr = itertools.count(1)
 
-    def add(self, future: Any, peer: str, deadline: float) -> int:
+    def add(self, entry: Pending) -> int:
         """Record an ask; returns its correlation id."""
         corr = next(self._corr)
-        entry = Pending(future, peer, deadline)
         with self._lock:
             self._entries[corr] = entry
         return corr
 
-    def take(self, corr: int) -> Pending | None:
+    def take(self, corr: int) -> Any | None:
         """Remove and return the entry ``corr`` (None if another completer took it)."""
         with self._lock:
             return self._entries.pop(corr, None)
 
-    def take_where(self, predicate: Callable[[Pending], bool]) -> list[Pending]:
+    def take_where(self, predicate: Callable[[Any], bool]) -> list[Any]:
         """Remove and return every entry matching ``predicate``."""
         with self._lock:
             corrs = [c for c, p in self._entries.items() if predicate(p)]
             return [self._entries.pop(c) for c in corrs]
 
-    def take_all(self) -> list[Pending]:
+    def take_all(self) -> list[Any]:
         """Remove and return every entry."""
         with self._lock:
             entries, self._entries = list(self._entries.values()), {}

@@ -35,10 +35,16 @@ class ReplyFuture(pykka.Future[Any]):
 
     ``set``/``set_exception`` raise ``queue.Full`` when it is already complete (Pykka's rule).
     ``get(timeout=...)`` raises ``pykka.Timeout``; map/filter/join work as on any Pykka future.
+
+    Args:
+        peer: the node a remote ask went to ("" for a local ask).
+        deadline: ``time.monotonic()`` value after which the ask expires.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, peer: str = "", deadline: float = float("inf")) -> None:
         super().__init__()
+        self.peer = peer  # the node asked, and when to give up: the future is its own
+        self.deadline = deadline  # pending entry (see _pending)
         self._value: Any = _UNSET
         self._exc: BaseException | None = None
         self._done = threading.Lock()
