@@ -11,7 +11,7 @@ import os
 import msgpack
 import pytest
 import zmq
-from conftest import wait_for
+from runtime_support import wait_for
 from runtime_messages import CallMe, Echo, EchoActor
 from zmq.utils.monitor import recv_monitor_message
 

@@ -6,7 +6,7 @@ import msgpack
 import pytest
 import structlog
 import zmq
-from conftest import wait_for
+from runtime_support import wait_for
 from runtime_messages import Echo, EchoActor
 
 from wind_actors.errors import NodeDownError, SecurityError

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, start_node_process
+from runtime_support import ROOT, start_node_process
 
 from wind_actors.cli.main import main as wind_main
 from wind_actors.config import NodeConfig, load_config, parse_config

@@ -172,15 +172,28 @@ class Transport:
         self._wake_pending = True
         os.eventfd_write(self._wake_fd, 1)
 
-    def stop(self) -> None:
-        """Stop the I/O thread and close every socket; idempotent."""
+    def stop(self) -> bool:
+        """Stop the I/O thread and close every socket; idempotent.
+
+        Returns:
+            True when nothing uses the sockets any more: the I/O thread has ended and no direct
+            send (:meth:`send_now`) is under way, so the ZeroMQ context may be destroyed.
+        """
         self._stopping = True
         try:
             os.eventfd_write(self._wake_fd, 1)
         except OSError:
-            return
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            return not self._thread.is_alive()
+        if threading.current_thread() is self._thread:
+            return False  # it ends when this call returns; its sockets are still in use
+        if self._thread.is_alive():
             self._thread.join(timeout=5)
+        # A caller thread may have passed send_now's check just before _stopping was set;
+        # it sends under the lock, so taking the lock waits it out.
+        if not self._lock.acquire(timeout=5):
+            return False
+        self._lock.release()
+        return not self._thread.is_alive()
 
     # -- I/O thread -----------------------------------------------------------------------------
 

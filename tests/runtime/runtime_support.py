@@ -1,0 +1,79 @@
+"""Helpers for the runtime tests: helper node processes and polling (the fixtures are in conftest.py).
+
+Kept out of conftest.py so test modules import them by a name no other folder uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wind_actors import testing
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+NODE_MAIN = HERE / "runtime_node_main.py"
+TRUSTED = ("test@local", "peer1@proc", "peer2@proc", "peer3@proc", "raw@test")
+
+
+class NodeProcess:
+    """A helper node in its own OS process (see runtime_node_main.py)."""
+
+    def __init__(self, proc: subprocess.Popen[str], name: str, address: str) -> None:
+        self.proc = proc
+        self.name = name
+        self.address = address
+
+    def kill(self) -> None:
+        """SIGKILL the process and reap it."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Ask the process to stop (close its stdin), killing it if it does not."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, OSError):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._close_pipes()
+
+
+def start_node_process(name: str, keys_dir: Path, *extra: str, timeout: float = 20.0) -> NodeProcess:
+    """Spawn a helper node and wait for the line announcing its address."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
+               WIND_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([sys.executable, str(NODE_MAIN), name, str(keys_dir), *extra],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        try:
+            info = json.loads(line)
+        except ValueError:
+            continue
+        return NodeProcess(proc, info["name"], info["address"])
+    proc.kill()
+    raise RuntimeError(f"helper node {name} did not announce its address")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """:func:`wind_actors.testing.wait_for` with this folder's argument order."""
+    return testing.wait_for("the condition", predicate, timeout, interval)
