@@ -24,21 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from scheduler import build_pool, descriptor  # noqa: E402  (bench/scheduler.py)
+from scheduler import build_pool, descriptor, hard_rules_broken  # noqa: E402  (bench/scheduler.py)
 
 from wind_actors.services import LostApp, Scheduler, replan_lost  # noqa: E402
-
-
-def hard_rules_broken(pool, slots) -> int:
-    """The hard rules of bench/scheduler.py's applications that ``slots`` break (spread is soft)."""
-    by: dict[str, list] = {"web": [], "cache": [], "db": []}
-    for slot in slots:
-        by[slot.component].append(slot)
-    broken = len(by["web"]) - len({(s.site, s.host) for s in by["web"]})      # host anti-affinity
-    broken += len(by["db"]) - len({s.site for s in by["db"]})                   # site anti-affinity
-    broken += sum(1 for s in by["db"] if pool.sites[s.site].labels["storage"] != "ssd")
-    broken += sum(1 for s in by["cache"] if pool.sites[s.site].labels["tier"] != "edge")
-    return broken
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pykka
 
 from supervisors import ChildSpec, Down, WatchedActor, monitor, which_children
+from wind_actors import testing
 
 
 class Crash(Exception):
@@ -80,15 +80,8 @@ def worker_spec(name: str, journal: Journal, **kw: Any) -> ChildSpec:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.002) -> Any:
-    """Poll ``condition`` until it is truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+    """:func:`wind_actors.testing.wait_for` with this folder's argument order."""
+    return testing.wait_for("the condition", condition, timeout, interval)
 
 
 class Watch:
