@@ -76,7 +76,7 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, what: str,
         if proc is not None and proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
             raise DaemonError(f"{what} exited with status {proc.returncode} before it was ready:\n{tail}")
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling readiness with a deadline (a daemon has no event to wait on)
     raise DaemonError(f"{what} was not ready within {timeout:.0f} s")
 
 
@@ -97,7 +97,7 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 return
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling a process we may not own until it is gone, with a deadline
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
 

@@ -247,6 +247,6 @@ def wait_for_marker(log: Path | str, marker: str = BOOTED_MARKER, timeout: float
                 return time.monotonic() - begin
         except FileNotFoundError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling the console log file, with a deadline
     tail = path.read_bytes()[-1500:].decode(errors="replace") if path.exists() else "(no log file)"
     raise TimeoutError(f"{marker!r} not on console {path} within {timeout:.0f} s; log tail:\n{tail}")
