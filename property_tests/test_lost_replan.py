@@ -9,10 +9,10 @@ the descriptor semantics, independently of the scheduler's code.
 
 from __future__ import annotations
 
-import itertools
 
 from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from placement_oracle import relation_violations, where_ok
 
 from wind_actors.controller._lost import stale_copies
 from wind_actors.services import (
@@ -71,47 +71,19 @@ def apps(draw, name: str):
 
 # -- the oracle ------------------------------------------------------------------------------------
 
-def _domain(pool: Pool, site: str, host: str, scope: str):
-    return {"host": (site, host), "site": site, "region": pool.sites[site].region}[scope]
-
-
-def _where_ok(site, where) -> bool:
-    return ((not where.sites or site.name in where.sites)
-            and all(site.labels.get(k) == v for k, v in where.labels))
-
-
 def rule_violations(pool: Pool, app, assignment: dict, must_be_up: set) -> list[str]:
     """Hard rules the complete ``assignment`` (instance -> (site, host)) breaks; the ``up`` rule is
     checked for the instances in ``must_be_up`` only (the others may sit on a lost site)."""
     out = []
     comps = {c.name: c for c in app.components}
-    of = {c.name: [i for i in assignment if i.rsplit("-", 1)[0] == c.name] for c in app.components}
     for iid, (s, _) in assignment.items():
         c = comps[iid.rsplit("-", 1)[0]]
         site = pool.sites[s]
         if iid in must_be_up and site.health != "up":
             out.append(f"{iid}: on {s}, which is {site.health}")
-        if not _where_ok(site, c.placement.where):
+        if not where_ok(site, c.placement.where):
             out.append(f"{iid}: where")
-    for c in app.components:
-        for rel in c.placement.anti_affinity:
-            for a, b in itertools.product(of[c.name], of[rel.component]):
-                if a != b and _domain(pool, *assignment[a], rel.scope) == _domain(pool, *assignment[b], rel.scope):
-                    out.append(f"{a}/{b}: anti-affinity {rel.scope}")
-        for rel in c.placement.affinity:
-            if rel.component == c.name:
-                if len({_domain(pool, *assignment[a], rel.scope) for a in of[c.name]}) > 1:
-                    out.append(f"{c.name}: self-affinity {rel.scope}")
-            elif of[rel.component]:
-                targets = {_domain(pool, *assignment[b], rel.scope) for b in of[rel.component]}
-                out += [f"{a}: affinity {rel.scope}" for a in of[c.name]
-                        if _domain(pool, *assignment[a], rel.scope) not in targets]
-        for bound in c.placement.max_latency:
-            for a, b in itertools.product(of[c.name], of[bound.component]):
-                rtt = pool.rtt_ms(assignment[a][0], assignment[b][0])
-                if a != b and (rtt is None or rtt > bound.ms):
-                    out.append(f"{a}/{b}: latency")
-    return out
+    return out + relation_violations(pool, app, assignment)
 
 
 # -- the model -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import itertools
 
 from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from placement_oracle import relation_violations, rtt_ok, where_ok
 
 from wind_actors.services import (
     Host, PlacementFailed, Pool, Resources, Scheduler, SiteReport, parse_descriptor, schedule,
@@ -84,60 +85,24 @@ def apps(draw):
 
 # -- the oracle ----------------------------------------------------------------------------------
 
-def _domain(pool, site, host, scope):
-    return {"host": (site, host), "site": site, "region": pool.sites[site].region}[scope]
-
-
-def _rtt_ok(pool, a, b, ms):
-    rtt = pool.rtt_ms(a, b)
-    return rtt is not None and rtt <= ms
-
-
-def _where_ok(site, where):
-    return ((not where.sites or site.name in where.sites) and (not where.regions or site.region in where.regions)
-            and all(site.labels.get(k) == v for k, v in where.labels)
-            and (not where.drivers or site.driver in where.drivers) and (not where.kinds or site.kind in where.kinds))
-
-
 def violations(pool, app, assignment):
     """Every hard rule the complete ``assignment`` (instance -> (site, host)) breaks."""
     out = []
     comps = {c.name: c for c in app.components}
-    of = {c.name: [i for i in assignment if i.rsplit("-", 1)[0] == c.name] for c in app.components}
     use: dict = {}
     for iid, (s, h) in assignment.items():
         c = comps[iid.rsplit("-", 1)[0]]
         use[(s, h)] = use.get((s, h), Resources()) + Resources(c.vcpus, c.memory_mb, c.disk_gb)
         site = pool.sites[s]
-        if site.health != "up" or not _where_ok(site, app.where) or not _where_ok(site, c.placement.where):
+        if site.health != "up" or not where_ok(site, app.where) or not where_ok(site, c.placement.where):
             out.append(f"{iid}: static rules")
         for b in c.placement.max_latency:
-            if b.site is not None and not (b.site in pool.sites and _rtt_ok(pool, s, b.site, b.ms)):
+            if b.site is not None and not (b.site in pool.sites and rtt_ok(pool, s, b.site, b.ms)):
                 out.append(f"{iid}: latency to site {b.site}")
     for (s, h), res in use.items():
         if not res.fits_in(pool.sites[s].host(h).free):
             out.append(f"{s}/{h} over-committed")
-    for c in app.components:
-        for rel in c.placement.anti_affinity:
-            for a, b in itertools.product(of[c.name], of[rel.component]):
-                if a != b and _domain(pool, *assignment[a], rel.scope) == _domain(pool, *assignment[b], rel.scope):
-                    out.append(f"{a}/{b}: anti-affinity {rel.scope}")
-        for rel in c.placement.affinity:
-            if rel.component == c.name:
-                if len({_domain(pool, *assignment[a], rel.scope) for a in of[c.name]}) > 1:
-                    out.append(f"{c.name}: self-affinity {rel.scope}")
-            elif of[rel.component]:
-                targets = {_domain(pool, *assignment[b], rel.scope) for b in of[rel.component]}
-                for a in of[c.name]:
-                    if _domain(pool, *assignment[a], rel.scope) not in targets:
-                        out.append(f"{a}: affinity {rel.scope}")
-        for bound in c.placement.max_latency:
-            if bound.component is None:
-                continue
-            for a, b in itertools.product(of[c.name], of[bound.component]):
-                if a != b and not _rtt_ok(pool, assignment[a][0], assignment[b][0], bound.ms):
-                    out.append(f"{a}/{b}: latency")
-    return out
+    return out + relation_violations(pool, app, assignment)
 
 
 def exists(pool, app) -> bool:
