@@ -199,15 +199,9 @@ class AppActor(WatchedActor):
                 by_site.setdefault(rec.site, []).append(rec.name)
         waiting = [r.site for r in records if r.site is not None and r.site not in snap.sites_up]
         failed = {}
-        links = self.node.peers()
         for site, names in by_site.items():
-            if links.get(snap.sites[site].node) != "up":
-                # The snapshot can be older than the link (Reconciles queue up while we wait
-                # on a site). An ask over a link that is down or reconnecting can be dropped
-                # by a partition and, once the link is back, never failed: we would hang for
-                # REMOVE_TIMEOUT. Wait for the link instead; the next tick tries again.
-                waiting.append(site)
-                continue
+            # The snapshot can be older than the link; an ask over a link that is down or cut
+            # fails at once with NodeDownError (the runtime's rule), and the next tick retries.
             try:
                 reply = snap.sites[site].agent.ask(RemoveVMs(tuple(names)), timeout=REMOVE_TIMEOUT)
                 failed.update(reply.get("failed") or {})
