@@ -98,7 +98,7 @@ from supervisors._reasons import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN,
 from supervisors._shutdown import kill
 from supervisors._spec import Backoff, ChildSpec, SupFlags, check_childspec, check_childspecs
 from supervisors._supervisor import Supervisor
-from supervisors._watch import Down, Exit, demonitor, exit_signal, link, monitor, unlink
+from supervisors._watch import Down, Exit, demonitor, exit_signal, has_exited, link, monitor, unlink
 from supervisors.errors import (
     ChildError,
     NoProcError,
@@ -143,6 +143,7 @@ __all__ = [
     "describe",
     "exit_signal",
     "get_childspec",
+    "has_exited",
     "intensity_exceeded",
     "is_normal_exit",
     "kill",

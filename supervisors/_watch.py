@@ -178,6 +178,16 @@ def watch_of(ref: Any, role: str = "actor") -> _Watch:
     return watch
 
 
+def has_exited(ref: pykka.ActorRef[Any]) -> bool:
+    """Whether ``ref``'s actor has exited, as its monitors and supervisor see it.
+
+    True from the moment its exit is reported (before its thread has finished, so a restarted
+    successor may take over its names), or once Pykka says it is not alive.
+    """
+    watch = getattr(ref, "_wind_watch", None)
+    return (isinstance(watch, _Watch) and not watch.alive) or not ref.is_alive()
+
+
 def monitor(target: pykka.ActorRef[Any], watcher: Watcher) -> str:
     """Watch ``target`` until it exits, once.
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import supervisors
 from runtime_support import ROOT, start_node_process
 
 from wind_actors.cli.main import main as wind_main
@@ -204,3 +205,18 @@ def test_the_public_api_is_exported_once_and_completely():
         assert hasattr(runtime, name), name
     for name in ("Node", "RemoteRef", "NodeUp", "NodeDown", "message"):
         assert name in runtime.__all__
+
+
+
+class _Idle(supervisors.WatchedActor):
+    pass
+
+
+def test_an_actor_leaving_cannot_unbind_a_name_its_successor_has_taken(local_node):
+    old, new = _Idle.start(), _Idle.start()
+    local_node.register("vm.x", old)
+    old.stop()
+    local_node.register("vm.x", new)  # the old one has exited: its name is free
+    assert local_node.unregister("vm.x", old) is False
+    assert local_node.whereis("vm.x") is new
+    assert local_node.unregister("vm.x", new) is True and local_node.whereis("vm.x") is None

@@ -8,6 +8,7 @@ events to the VM actor owning each VM.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,10 @@ from drivers import Inventory, VMEvent
 __all__ = ["SiteContext", "VMChanged"]
 
 _log = structlog.get_logger("wind.agent")
+
+
+#: Seconds a crashed VM actor counts as being restarted (VM restart backoff is at most ~6 s).
+RESTART_HORIZON = 15.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class SiteContext:
         self.sups: dict[str, pykka.ActorRef[Any]] = {}
         self._vms: dict[str, pykka.ActorRef[Any]] = {}
         self._restarts: dict[str, int] = {}
+        self._restarting: dict[str, float] = {}  # VM -> when its crashed actor left
 
     # -- current refs ---------------------------------------------------------------------------
 
@@ -90,17 +96,22 @@ class SiteContext:
         with self._lock:
             first = name not in self._vms and name not in self._restarts
             self._vms[name] = ref
+            self._restarting.pop(name, None)
             if first:
                 self._restarts[name] = 0
                 return 0
             self._restarts[name] = self._restarts.get(name, -1) + 1
             return self._restarts[name]
 
-    def drop_vm(self, name: str, ref: pykka.ActorRef[Any], *, forget: bool = False) -> None:
-        """Stop routing to ``ref`` (if it is still the route); ``forget`` the restart count."""
+    def drop_vm(self, name: str, ref: pykka.ActorRef[Any], *, forget: bool = False,
+                restarting: bool = False) -> None:
+        """Stop routing to ``ref`` (if it is still the route); ``forget`` the restart count;
+        ``restarting``: it crashed and its supervisor will start a successor (see :meth:`has_vm`)."""
         with self._lock:
             if self._vms.get(name) is ref:
                 del self._vms[name]
+                if restarting:
+                    self._restarting[name] = time.monotonic()
             if forget:
                 self._restarts.pop(name, None)
 
@@ -108,6 +119,15 @@ class SiteContext:
         """Returns: the live VM actor of ``name``, or None."""
         ref = self._vms.get(name)
         return ref if ref is not None and ref.is_alive() else None
+
+    def has_vm(self, name: str) -> bool:
+        """Whether ``name`` has a live VM actor, or one whose supervisor is restarting it (within
+        :data:`RESTART_HORIZON` seconds of its crash, which covers the longest restart backoff).
+        Starting another actor then would give the VM two owners."""
+        if self.vm_ref(name) is not None:
+            return True
+        left = self._restarting.get(name)
+        return left is not None and time.monotonic() - left < RESTART_HORIZON
 
     def vm_names(self) -> list[str]:
         """Returns: the VMs that have a live VM actor."""

@@ -167,7 +167,7 @@ class SiteActor(WatchedActor):
             metadata[WIND_METADATA] = restart
             spec["metadata"] = metadata
             name = spec["name"]
-            if self.ctx.vm_ref(name) is not None:
+            if self.ctx.has_vm(name):  # live, or being restarted by its supervisor
                 present.append(name)
                 continue
             try:
@@ -249,7 +249,7 @@ class SiteActor(WatchedActor):
         adopted = 0
         for vm in inventory.vms:
             restart = vm.metadata.get(WIND_METADATA)
-            if restart is None or self.ctx.vm_ref(vm.name) is not None:
+            if restart is None or self.ctx.has_vm(vm.name):
                 continue
             spec = {"name": vm.name, "vcpus": vm.vcpus, "memory_mb": vm.memory_mb,
                     "disk_gb": vm.disk_gb, "nics": [n.as_dict() for n in vm.nics],

@@ -82,12 +82,11 @@ class VMActor(WatchedActor):
         self._leave()
 
     def on_failure(self, *exc_info: Any) -> None:
-        self._leave()
+        self._leave(restarting=True)
 
-    def _leave(self) -> None:
-        self.ctx.drop_vm(self.name, self.actor_ref)
-        if self.ctx.node.whereis(vm_actor_name(self.name)) is self.actor_ref:
-            self.ctx.node.unregister(vm_actor_name(self.name))
+    def _leave(self, restarting: bool = False) -> None:
+        self.ctx.drop_vm(self.name, self.actor_ref, restarting=restarting)
+        self.ctx.node.unregister(vm_actor_name(self.name), self.actor_ref)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, VMEvent):

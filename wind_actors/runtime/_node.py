@@ -187,9 +187,12 @@ class Node:
         self.registry.register(name, actor_ref)
         return RemoteRef(name, self.name, self)
 
-    def unregister(self, name: str) -> bool:
-        """Forget a name; returns whether it was registered."""
-        return self.registry.unregister(name)
+    def unregister(self, name: str, actor_ref: pykka.ActorRef[Any] | None = None) -> bool:
+        """Forget a name; returns whether it was registered.
+
+        With ``actor_ref``, only if the name is still bound to that actor (an exiting actor
+        must not unbind a successor that already took its name over)."""
+        return self.registry.unregister(name, actor_ref)
 
     def whereis(self, name: str) -> pykka.ActorRef[Any] | None:
         """The live local actor registered as ``name``, or None (dead entries are dropped)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pykka
 
+from supervisors import has_exited
 from wind_actors.errors import NodeError
 
 __all__ = ["Registry"]
@@ -38,14 +39,18 @@ class Registry:
                             node=self._node)
         with self._lock:
             current = self._names.get(name)
-            if current is not None and current is not actor_ref and current.is_alive():
+            # has_exited, not is_alive: a crashed actor's thread may still be finishing when its
+            # supervisor starts the successor, which must be able to take the name over.
+            if current is not None and current is not actor_ref and not has_exited(current):
                 raise NodeError(f"name {name!r} is already registered on {self._node}",
                                 node=self._node, actor=name)
             self._names[name] = actor_ref
 
-    def unregister(self, name: str) -> bool:
-        """Forget a name; returns whether it was registered."""
+    def unregister(self, name: str, actor_ref: pykka.ActorRef[Any] | None = None) -> bool:
+        """Forget a name (only if it is bound to ``actor_ref``, when given); returns whether it was."""
         with self._lock:
+            if actor_ref is not None and self._names.get(name) is not actor_ref:
+                return False
             return self._names.pop(name, None) is not None
 
     def whereis(self, name: str) -> pykka.ActorRef[Any] | None:
@@ -53,7 +58,7 @@ class Registry:
         actor = self._names.get(name)
         if actor is None:
             return None
-        if not actor.is_alive():
+        if has_exited(actor):
             with self._lock:
                 if self._names.get(name) is actor:
                     del self._names[name]

@@ -1,0 +1,26 @@
+"""SiteContext's view of which VMs already have an owner (pure bookkeeping, no sockets)."""
+
+from __future__ import annotations
+
+from supervisors import WatchedActor
+from wind_actors.agent._context import SiteContext
+
+
+class _Idle(WatchedActor):
+    pass
+
+
+def test_a_vm_whose_actor_crashed_and_is_being_restarted_still_has_an_owner():
+    """Regression (found by property_tests/test_cluster_faults.py): while a crashed VM actor
+    waited out its restart backoff, the site started a second actor for the same VM."""
+    ctx = SiteContext(node=None, site="s", driver_kind="sim", driver_options={})
+    first = _Idle.start()
+    ctx.add_vm("vm-1", first)
+    ctx.drop_vm("vm-1", first, restarting=True)
+    first.stop()
+    assert ctx.vm_ref("vm-1") is None and ctx.has_vm("vm-1")
+
+    successor = _Idle.start()
+    assert ctx.add_vm("vm-1", successor) == 1  # the restart is counted
+    ctx.drop_vm("vm-1", successor)  # stopped on purpose: no successor is coming
+    assert not ctx.has_vm("vm-1")
