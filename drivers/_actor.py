@@ -18,7 +18,6 @@ from ._driver import Driver
 from ._events import Inventory, VMEvent
 from ._hub import Subscriber, Subscribers
 from ._info import VMInfo
-from ._mailbox import LatchFuture, simple_inbox
 from ._registry import create_driver
 from ._spec import NicSpec, VMSpec
 from .errors import ConnectionLost, DriverError
@@ -99,10 +98,6 @@ class DriverActor(WatchedActor):
     """
 
     use_daemon_thread = True
-    # C-level inbox and one-lock replies: see _mailbox (the ask round trip cost
-    # more than a libvirt test-driver call).
-    _create_actor_inbox = staticmethod(simple_inbox)
-    _create_future = staticmethod(LatchFuture)
 
     def __init__(
         self,

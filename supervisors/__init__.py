@@ -93,6 +93,7 @@ from supervisors._api import (
 )
 from supervisors._children import ChildInfo
 from supervisors._clock import Clock, ManualClock, MonotonicClock
+from supervisors._future import LatchFuture
 from supervisors._intensity import add_restart, backoff_delay, intensity_exceeded
 from supervisors._reasons import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, describe, is_normal_exit
 from supervisors._shutdown import kill
@@ -111,6 +112,7 @@ from supervisors.errors import (
 
 __all__ = [
     "KILLED",
+    "LatchFuture",
     "NOCONNECTION",
     "NOPROC",
     "NORMAL",

@@ -16,6 +16,7 @@ import pykka
 import structlog
 from pykka import messages
 
+from supervisors._future import LatchFuture
 from supervisors._reasons import NORMAL
 from supervisors._watch import WAKE, _Watch, await_start
 from supervisors.errors import StartError, SupervisionError
@@ -49,9 +50,11 @@ class WatchedActor(pykka.ThreadingActor):
 
     trap_exits: ClassVar[bool] = False
     crash_on_ask_error: ClassVar[bool] = False
-    # A C-level FIFO (put/get/empty, all the loops use): queue.Queue's Python-level
-    # Condition cost several microseconds per message on the ask round trip.
+    # A C-level FIFO (put/get/empty, all the loops use) and a one-lock reply future:
+    # queue.Queue's and ThreadingFuture's Python-level Conditions cost several
+    # microseconds per message on the ask round trip (see supervisors._future).
     _create_actor_inbox = staticmethod(queue.SimpleQueue)
+    _create_future = staticmethod(LatchFuture)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

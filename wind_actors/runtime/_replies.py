@@ -1,12 +1,11 @@
 """Reply slots: the caller's future of an ask, and what an answering actor completes.
 
-Pykka's ``ThreadingFuture`` is built on a ``threading.Condition``: each ``get`` allocates a
-waiter lock and each ``set`` takes the condition's RLock and notifies. On the ask hot path
-(one future per ask, one reply slot per received ask) that bookkeeping and its extra GIL
-hand-offs showed up as a large part of the round trip, so the runtime uses lighter slots:
+Pykka's ``ThreadingFuture`` is built on a ``threading.Condition``, whose bookkeeping and
+extra GIL hand-offs showed up as a large part of the ask round trip, so the runtime uses
+lighter slots:
 
-- :class:`ReplyFuture`, the caller's side: a ``pykka.Future`` whose waiters block on one
-  pre-acquired ``threading.Lock`` released once by the completer (a single futex wake).
+- :class:`ReplyFuture`, the caller's side: a :class:`supervisors.LatchFuture` (waiters block
+  on one pre-acquired lock released once by the completer: a single futex wake).
 - :class:`LocalReply`, the ``reply_to`` of a local ask: maps the actor's exception to
   :class:`~wind_actors.errors.ActorError` and completes a :class:`ReplyFuture`.
 
@@ -18,23 +17,21 @@ from __future__ import annotations
 
 import queue
 import sys
-import threading
 from typing import Any
 
 import pykka
+from supervisors import LatchFuture
 
 from wind_actors.errors import ActorError, NoSuchActor
 
 __all__ = ["ReplyFuture", "LocalReply", "as_actor_error", "fail", "complete"]
 
-_UNSET = object()
 
+class ReplyFuture(LatchFuture[Any]):
+    """The caller's future of an ask: a :class:`supervisors.LatchFuture` that knows its peer.
 
-class ReplyFuture(pykka.Future[Any]):
-    """A one-shot future completed by exactly one thread and read by any number.
-
-    ``set``/``set_exception`` raise ``queue.Full`` when it is already complete (Pykka's rule).
-    ``get(timeout=...)`` raises ``pykka.Timeout``; map/filter/join work as on any Pykka future.
+    Completed once, by whichever comes first: the reply, the timeout sweep or
+    the peer's loss (the others get ``queue.Full``, see :func:`fail`/:func:`complete`).
 
     Args:
         peer: the node a remote ask went to ("" for a local ask).
@@ -45,46 +42,6 @@ class ReplyFuture(pykka.Future[Any]):
         super().__init__()
         self.peer = peer  # the node asked, and when to give up: the future is its own
         self.deadline = deadline  # pending entry (see _pending)
-        self._value: Any = _UNSET
-        self._exc: BaseException | None = None
-        self._done = threading.Lock()
-        self._done.acquire()  # released by the completer: waiters block on it, not on a Condition
-        self._once = threading.Lock()
-
-    def get(self, *, timeout: float | None = None) -> Any:
-        if self._get_hook is not None:
-            return super().get(timeout=timeout)
-        if self._value is _UNSET:
-            if timeout is None:
-                self._done.acquire()
-            elif not self._done.acquire(True, timeout if timeout > 0 else 0):
-                raise pykka.Timeout(f"{timeout} seconds")
-            self._done.release()  # let the next waiter (or a later get) through at once
-            if self._get_hook is not None:
-                return super().get(timeout=timeout)
-        if self._exc is not None:
-            raise self._exc
-        return self._value
-
-    def set(self, value: Any | None = None) -> None:
-        if not self._once.acquire(False):
-            raise queue.Full
-        self._value = value
-        self._done.release()
-
-    def set_exception(self, exc_info: Any = None) -> None:
-        exc = (exc_info or sys.exc_info())[1]
-        if not self._once.acquire(False):
-            raise queue.Full
-        self._exc = exc if exc is not None else (exc_info[0]() if exc_info else RuntimeError())
-        self._value = None
-        self._done.release()
-
-    def set_get_hook(self, func: Any) -> None:
-        if not self._once.acquire(False):
-            raise queue.Full
-        super().set_get_hook(func)
-        self._done.release()
 
     def __repr__(self) -> str:
         return "<wind.ReplyFuture>"
