@@ -189,7 +189,7 @@ class LibvirtDriver(Driver):
             # tells us about changes made by others.
             self._doms.clear()
             with self._ledger_lock:
-                self._ledger.invalidate()
+                self._ledger.invalidate(forget_expected=True)
             try:
                 if wanted:
                     self._callback_id = conn.domainEventRegisterAny(
@@ -312,11 +312,13 @@ class LibvirtDriver(Driver):
         others' changes: every call asks libvirt.
         """
         watching = self._callback_id is not None
-        with self._ledger_lock:
-            used = None if fresh or not watching else self._ledger.used()
-            epoch = self._ledger.begin_reload()
-        if used is not None:
-            return used
+        epoch = 0
+        if watching:
+            with self._ledger_lock:
+                used = None if fresh else self._ledger.used()
+                epoch = self._ledger.begin_reload()
+            if used is not None:
+                return used
         active = {}
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
             _, _, cur_kib, vcpus, _ = dom.info()
@@ -356,6 +358,7 @@ class LibvirtDriver(Driver):
     def start(self, name: str) -> None:
         """See :meth:`Driver.start`; raises CapacityExceeded (recoverable) rather than over-commit."""
         conn = self._connection("start", name)
+        watching = self._callback_id is not None  # unwatched, the ledger is unknown and no event comes
 
         def body(dom: libvirt.virDomain) -> Resources:
             state, max_kib, _, vcpus, _ = dom.info()
@@ -370,7 +373,10 @@ class LibvirtDriver(Driver):
                     free = self._host_total - used
                     raise CapacityExceeded(f"host {self.host!r} has {free.as_dict()} free, VM {name!r} needs "
                                            f"{want.as_dict()}", driver=self.name, vm=name, recoverable=True)
-            self._expecting(name, EventKind.STARTED, dom.create)
+            if watching:
+                self._expecting(name, EventKind.STARTED, dom.create)
+            else:
+                dom.create()
             return want
 
         with self._lock:
@@ -378,15 +384,19 @@ class LibvirtDriver(Driver):
                 want = self._on_domain(conn, name, body)
             except libvirt.libvirtError as exc:
                 raise translate(exc, driver=self.name, vm=name, op="start", conn=conn) from exc
-            with self._ledger_lock:
-                self._ledger.started(name, want)
+            if watching:
+                with self._ledger_lock:
+                    self._ledger.started(name, want)
 
     def _fits(self, want: Resources, used: Resources) -> bool:
         return want.cpus + used.cpus <= self._host_total.cpus and \
             want.memory_mb + used.memory_mb <= self._host_total.memory_mb
 
     def _expecting(self, name: str, kind: EventKind, call: Any, *args: Any) -> Any:
-        """Make a libvirt call that causes one ``kind`` event for ``name`` (the ledger skips it)."""
+        """Make a libvirt call that causes one ``kind`` event for ``name`` (the ledger skips it).
+
+        Only while watching: unwatched, no event comes to consume the expectation.
+        """
         with self._ledger_lock:
             self._ledger.expect(name, kind)
         try:
@@ -398,10 +408,11 @@ class LibvirtDriver(Driver):
 
     def _simple(self, op: str, name: str, fn: str, *args: Any) -> None:
         conn = self._connection(op, name)
+        watching = self._callback_id is not None
 
         def body(dom: libvirt.virDomain) -> None:
             try:
-                if op == "destroy":
+                if op == "destroy" and watching:
                     self._expecting(name, EventKind.STOPPED, dom.destroy)
                     with self._ledger_lock:
                         self._ledger.stopped(name)

@@ -81,10 +81,17 @@ class UsageLedger:
         self._memory_mb = sum(r.memory_mb for r in self._active.values())
         return True
 
-    def invalidate(self) -> None:
-        """Forget the totals; the next reader reloads them."""
+    def invalidate(self, *, forget_expected: bool = False) -> None:
+        """Forget the totals; the next reader reloads them.
+
+        Args:
+            forget_expected: also drop the events still expected (when the driver
+                starts or stops watching: across that, expected events may never come).
+        """
         self._active = None
         self._epoch += 1
+        if forget_expected:
+            self._expected.clear()
 
     def expect(self, name: str, kind: EventKind) -> None:
         """Say that a call about to be made will cause one ``kind`` event for ``name``."""

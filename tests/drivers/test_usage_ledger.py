@@ -131,3 +131,18 @@ def test_a_reload_that_raced_an_invalidation_is_dropped() -> None:
     ledger.observe("x", EventKind.CRASHED)
     assert ledger.reset({}, epoch) is False and not ledger.known
     assert ledger.reset({}, ledger.begin_reload()) is True and ledger.used() == Resources()
+
+
+def test_forgetting_expectations_makes_the_next_matching_event_count_as_someone_elses() -> None:
+    ledger = UsageLedger()
+    ledger.expect("a", EventKind.STOPPED)  # announced, but the event will never come (unwatched)
+    ledger.invalidate(forget_expected=True)
+    ledger.reset({"a": SIZES["a"]})
+    ledger.observe("a", EventKind.STOPPED)  # a real stop by someone else
+    assert ledger.used() is None  # not swallowed: the driver reloads from libvirt
+    kept = UsageLedger()
+    kept.expect("a", EventKind.STOPPED)
+    kept.invalidate()
+    kept.reset({"a": SIZES["a"]})
+    kept.observe("a", EventKind.STOPPED)
+    assert kept.used() == SIZES["a"]  # a plain invalidate keeps expectations (our call is in flight)
