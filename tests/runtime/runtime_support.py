@@ -74,6 +74,13 @@ def start_node_process(name: str, keys_dir: Path, *extra: str, timeout: float = 
     raise RuntimeError(f"helper node {name} did not announce its address")
 
 
+def wind_node_start(config: Path) -> subprocess.Popen[str]:
+    """``wind node start --config CONFIG --json`` in its own process (stdout: its address as JSON)."""
+    return subprocess.Popen([sys.executable, "-m", "wind_actors.cli.main", "node", "start",
+                             "--config", str(config), "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
     """:func:`wind_actors.testing.wait_for` with this folder's argument order."""
     return testing.wait_for("the condition", predicate, timeout, interval)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import pytest
 import supervisors
-from runtime_support import ROOT, start_node_process
+from runtime_support import start_node_process, wind_node_start
 
 from wind_actors.cli.main import main as wind_main
 from wind_actors.config import NodeConfig, load_config, parse_config
@@ -185,9 +183,7 @@ def test_node_ping_reports_a_running_node_as_up(keys_dir, tmp_path, capsys):
 def test_node_start_runs_until_terminated(keys_dir, tmp_path):
     config = tmp_path / "n.toml"
     config.write_text(f'[node]\nname = "peer2@proc"\nkeys_dir = "{keys_dir}"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "wind_actors.cli.main", "node", "start",
-                             "--config", str(config), "--json"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = wind_node_start(config)
     try:
         line = proc.stdout.readline()
         assert json.loads(line)["name"] == "peer2@proc"

@@ -24,6 +24,7 @@ from drivers import DriverActor
 from drivers._actor import driver_factory
 from drivers._hub import Subscribers
 from supervisors import Backoff, ChildSpec, SupFlags, start_supervisor
+from wind_actors.affinity import pin_node
 from wind_actors.config import AgentConfig, NodeConfig, load_config
 from wind_actors.errors import ConfigError
 
@@ -152,6 +153,7 @@ def _serve(node_config: NodeConfig, start: Any, ready: threading.Event | None,
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    pin_node(node_config)
     node = Node.start(node_config)
     try:
         service = start(node)

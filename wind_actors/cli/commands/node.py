@@ -50,9 +50,12 @@ def _node_config(path: str) -> Any:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from wind_actors.affinity import pin_node
     from wind_actors.runtime import Node
 
-    node = Node.start(_node_config(args.config))
+    config = _node_config(args.config)
+    pin_node(config)
+    node = Node.start(config)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
