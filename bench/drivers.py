@@ -13,17 +13,28 @@ capacity accounting, error translation):
   waits once; the actor runs them in order. A caller driving one VM through
   several steps does not need each step's reply before sending the next.
 - ``lifecycle_sequential_ops_per_s`` / ``ratio_sequential``: one ask, one
-  wait, per operation. Each round trip costs two cross-thread wake-ups; on
-  this 2-core VM a wake-up costs tens of microseconds, about what a
-  test-driver call costs, which ``actor_floor_ops_per_s`` shows: a bare Pykka
-  actor with the same mailbox making only the raw libvirt calls, one ask per
-  operation.
+  wait, per operation. Each round trip costs two cross-thread wake-ups,
+  about what a test-driver call costs, which ``actor_floor_ops_per_s`` shows:
+  a bare Pykka actor with the same mailbox making only the raw libvirt calls,
+  one ask per operation.
 - ``lifecycle_subscribed_ops_per_s`` (pipelined) and
   ``lifecycle_subscribed_sequential_ops_per_s``: the same with one (no-op)
   subscriber, so the driver watches libvirt's lifecycle events and libvirt
   delivers each into Python on its event thread (what a Wind agent runs:
   its site always subscribes). Compare with ``direct_with_events_ops_per_s``,
   plain libvirt-python with a no-op Python lifecycle callback.
+
+Two CPU modes, both measured in every round, baseline included:
+
+- ``one_cpu`` (the headline): every thread of the process pinned to one CPU,
+  which is what a node does with ``[node] cpus = [N]`` (wind_actors.affinity).
+- ``spread``: the process's default CPUs (the JSON's ``spread`` object).
+
+Why both: on a VM, waking a thread on another vCPU that went idle costs
+several times a wake on the same CPU, and under the GIL two threads gain
+nothing from separate CPUs. ``thread_round_trip_us`` (one Python thread
+handing a lock to another and back, no Wind code) shows the machine's own
+hand-off cost in each mode.
 
 JSON on the last line.
 
@@ -35,7 +46,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
+import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,8 +64,8 @@ import structlog  # noqa: E402
 from supervisors import WatchedActor  # noqa: E402
 
 from drivers import VMSpec, start_driver_actor  # noqa: E402
-from drivers._mailbox import LatchFuture, simple_inbox  # noqa: E402
 from drivers.libvirt import LibvirtDriver, domain_xml, ensure_event_loop  # noqa: E402
+from wind_actors.affinity import allowed_cpus, pin_process  # noqa: E402
 
 URI = "test:///default"
 
@@ -111,9 +125,6 @@ def direct(cycles: int, with_events: bool = False) -> float:
 class _BareActor(WatchedActor):
     """The floor: an actor that only makes the raw libvirt calls (same mailbox as DriverActor)."""
 
-    _create_actor_inbox = staticmethod(simple_inbox)
-    _create_future = staticmethod(LatchFuture)
-
     def __init__(self, xmls: list[str]) -> None:
         super().__init__()
         self._xmls = xmls
@@ -150,8 +161,50 @@ def actor_floor(cycles: int) -> float:
         ref.stop()
 
 
+def thread_round_trip_us(n: int = 5000) -> float:
+    """The machine's floor: one Python thread hands a lock to another and waits for it back."""
+    inbox: queue.SimpleQueue[threading.Lock | None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        while (lock := inbox.get()) is not None:
+            lock.release()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        lock = threading.Lock()
+        lock.acquire()
+        inbox.put(lock)
+        lock.acquire()
+    took = time.perf_counter() - t0
+    inbox.put(None)
+    server.join()
+    return took / n * 1e6
+
+
+def _figures(best: dict[str, float], rtt_us: float) -> dict[str, float]:
+    d, de = best["direct"], best["direct_with_events"]
+    return {
+        "lifecycle_ops_per_s": round(best["pipelined"], 1),
+        "direct_ops_per_s": round(d, 1),
+        "ratio_vs_direct": round(best["pipelined"] / d, 3),
+        "lifecycle_sequential_ops_per_s": round(best["sequential"], 1),
+        "ratio_sequential": round(best["sequential"] / d, 3),
+        "actor_floor_ops_per_s": round(best["floor"], 1),
+        "ratio_actor_floor": round(best["floor"] / d, 3),
+        "lifecycle_subscribed_ops_per_s": round(best["subscribed"], 1),
+        "ratio_subscribed": round(best["subscribed"] / d, 3),
+        "lifecycle_subscribed_sequential_ops_per_s": round(best["subscribed_sequential"], 1),
+        "ratio_subscribed_sequential": round(best["subscribed_sequential"] / d, 3),
+        "direct_with_events_ops_per_s": round(de, 1),
+        "ratio_subscribed_vs_direct_with_events": round(best["subscribed"] / de, 3),
+        "thread_round_trip_us": round(rtt_us, 1),
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
@@ -167,37 +220,40 @@ def main() -> None:
         "subscribed_sequential": lambda: through_actor(n, pipelined=False, subscribed=True),
         "floor": lambda: actor_floor(n),
     }
-    results: dict[str, list[float]] = {k: [] for k in runs}
-    for r in range(args.rounds):  # interleaved, best of N: all see the same machine state
-        for key, run in runs.items():
-            results[key].append(run())
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results.items()) + " ops/s")
+    spread = sorted(allowed_cpus())
+    modes = {"one_cpu": [spread[-1]], "spread": spread}
+    results = {m: {k: [] for k in runs} for m in modes}
+    rtts: dict[str, list[float]] = {m: [] for m in modes}
+    try:
+        for r in range(args.rounds):  # interleaved, best of N: all see the same machine state
+            for mode, cpus in modes.items():
+                pin_process(cpus)  # every thread: this one, the actors', libvirt's event loop
+                rtts[mode].append(thread_round_trip_us())
+                for key, run in runs.items():
+                    results[mode][key].append(run())
+                print(f"round {r + 1} {mode} (CPUs {cpus}): thread round trip {rtts[mode][-1]:.1f} us; "
+                      + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results[mode].items()) + " ops/s")
+    finally:
+        pin_process(spread)
     pykka.ActorRegistry.stop_all()
-    best = {k: max(v) for k, v in results.items()}
-    d, de = best["direct"], best["direct_with_events"]
-    print(f"plain libvirt-python: {d:,.0f} ops/s ({de:,.0f} with a Python event callback)")
-    print(f"DriverActor, pipelined (headline): {best['pipelined']:,.0f} ops/s = {best['pipelined'] / d:.2f}x direct "
-          "(target >= 0.5)")
-    print(f"DriverActor, one ask per op:       {best['sequential']:,.0f} ops/s = {best['sequential'] / d:.2f}x direct; "
-          f"a bare actor making only the libvirt calls: {best['floor']:,.0f} ops/s = {best['floor'] / d:.2f}x")
-    print(f"with a subscriber (events watched): pipelined {best['subscribed']:,.0f} ops/s = "
-          f"{best['subscribed'] / d:.2f}x direct, {best['subscribed'] / de:.2f}x direct-with-events; "
-          f"one ask per op {best['subscribed_sequential']:,.0f} ops/s = {best['subscribed_sequential'] / d:.2f}x")
+    figures = {m: _figures({k: max(v) for k, v in results[m].items()}, statistics.median(rtts[m])) for m in modes}
+    for mode, f in figures.items():
+        print(f"[{mode}, CPUs {modes[mode]}] thread round trip {f['thread_round_trip_us']} us; plain libvirt-python "
+              f"{f['direct_ops_per_s']:,.0f} ops/s ({f['direct_with_events_ops_per_s']:,.0f} with an event callback)")
+        print(f"  DriverActor pipelined {f['lifecycle_ops_per_s']:,.0f} ops/s = {f['ratio_vs_direct']:.2f}x direct; "
+              f"one ask per op {f['ratio_sequential']:.2f}x; bare-actor floor {f['ratio_actor_floor']:.2f}x; "
+              f"subscribed {f['ratio_subscribed']:.2f}x ({f['ratio_subscribed_vs_direct_with_events']:.2f}x "
+              f"direct-with-events), subscribed one ask per op {f['ratio_subscribed_sequential']:.2f}x")
+    head = figures["one_cpu"]
+    print(f"headline (one CPU, as [node] cpus = {modes['one_cpu']}): ratio_vs_direct {head['ratio_vs_direct']:.3f} "
+          f"(target >= 0.5); spread over {len(spread)} CPUs: {figures['spread']['ratio_vs_direct']:.3f}")
     print(json.dumps({
-        "lifecycle_ops_per_s": round(best["pipelined"], 1),
-        "direct_ops_per_s": round(d, 1),
-        "ratio_vs_direct": round(best["pipelined"] / d, 3),
-        "headline": "pipelined: four asks per VM, one wait",
-        "lifecycle_sequential_ops_per_s": round(best["sequential"], 1),
-        "ratio_sequential": round(best["sequential"] / d, 3),
-        "actor_floor_ops_per_s": round(best["floor"], 1),
-        "ratio_actor_floor": round(best["floor"] / d, 3),
-        "lifecycle_subscribed_ops_per_s": round(best["subscribed"], 1),
-        "ratio_subscribed": round(best["subscribed"] / d, 3),
-        "lifecycle_subscribed_sequential_ops_per_s": round(best["subscribed_sequential"], 1),
-        "ratio_subscribed_sequential": round(best["subscribed_sequential"] / d, 3),
-        "direct_with_events_ops_per_s": round(de, 1),
-        "ratio_subscribed_vs_direct_with_events": round(best["subscribed"] / de, 3),
+        **head,
+        "headline": "pipelined (four asks per VM, one wait), process pinned to one CPU; both sides in the same mode",
+        "ratio_vs_direct_spread": figures["spread"]["ratio_vs_direct"],
+        "ratio_sequential_spread": figures["spread"]["ratio_sequential"],
+        "spread": figures["spread"],
+        "cpus": modes,
         "cycles": n,
         "rounds": args.rounds,
         "uri": URI,
