@@ -74,7 +74,11 @@ class LatchFuture(pykka.Future[T]):
         """Complete with an exception (``sys.exc_info()`` style; default: the one being handled)."""
         if not self._once.acquire(False):
             raise queue.Full
-        self._exc_info = exc_info if exc_info is not None else sys.exc_info()
+        exc_info = exc_info if exc_info is not None else sys.exc_info()
+        if exc_info[0] is None:  # called outside an except block: still fail the waiters clearly
+            error = RuntimeError("set_exception() was called with no exception to set")
+            exc_info = (RuntimeError, error, None)
+        self._exc_info = exc_info
         self._value = None
         self._done.release()
 

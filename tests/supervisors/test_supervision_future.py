@@ -29,6 +29,13 @@ def test_a_latch_future_hands_over_a_value_an_exception_or_a_timeout() -> None:
     assert raised.traceback[-1].name == "test_a_latch_future_hands_over_a_value_an_exception_or_a_timeout"
 
 
+def test_an_exception_set_outside_an_except_block_still_fails_the_waiter_clearly() -> None:
+    f: LatchFuture[int] = LatchFuture()
+    f.set_exception()
+    with pytest.raises(RuntimeError, match="no exception to set"):
+        f.get(timeout=1)
+
+
 def test_latch_futures_compose_like_pykka_futures() -> None:
     a: LatchFuture[int] = LatchFuture()
     b: LatchFuture[int] = LatchFuture()
