@@ -47,18 +47,15 @@ def main() -> int:
     port = free_port()
     try:
         cluster.ensure_keys("controller@hq", "client@bench", *(f"agent@{s}" for s in SITES))
-        keys = cluster.keys_dir
-        peers = f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{port}"\n'
-        cluster.write_config("controller", f'[node]\nname = "controller@hq"\nbind = "tcp://127.0.0.1:{port}"\n'
-                             f'keys_dir = "{keys}"\n[controller]\nstore = "wind.db"\ntick = 0.2\n'
-                             f'[controller.tenants]\nbench = "{TOKEN}"\n')
+        cluster.write_config("controller", cluster.node_section("controller@hq", port, controller=True)
+                             + f'[controller]\nstore = "wind.db"\ntick = 0.2\n[controller.tenants]\nbench = "{TOKEN}"\n')
         for site in SITES:
-            cluster.write_config(site, f'[node]\nname = "agent@{site}"\nkeys_dir = "{keys}"\n{peers}'
-                                 f'[agent]\nsite = "{site}"\ncontroller = "controller@hq"\ndriver = "sim"\n'
+            cluster.write_config(site, cluster.node_section(f"agent@{site}", port)
+                                 + f'[agent]\nsite = "{site}"\ncontroller = "controller@hq"\ndriver = "sim"\n'
                                  f'report_interval = 0.5\nvm_restart_intensity = 10000\n'
                                  f'[agent.driver_options]\nhosts = 500\n')
-        cluster.write_config("client", f'[node]\nname = "client@bench"\nkeys_dir = "{keys}"\n{peers}'
-                             f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKEN}"\ntimeout = 120\n')
+        cluster.write_config("client", cluster.node_section("client@bench", port)
+                             + f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKEN}"\ntimeout = 120\n')
         app = workdir / "app.yaml"
         app.write_text(f"tenant: bench\napplication: web\nplacement: {{policy: spread}}\ncomponents:\n"
                        f"  web: {{image: web, vcpus: 1, memory_mb: 128, count: {VMS}, restart: always}}\n")

@@ -30,8 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "overlay_system"))
 
 from pyroute2 import IPRoute  # noqa: E402
 
-from overlay.testing import NamespaceLab  # noqa: E402
-from system_harness import WindSystem, wait_for  # noqa: E402
+from system_harness import WindSystem, running_system, wait_for  # noqa: E402
 from wind_actors.client import Client  # noqa: E402
 from wind_actors.controller._overlay import nic_mac  # noqa: E402
 from wind_actors.log import configure_logging  # noqa: E402
@@ -71,14 +70,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
-    with NamespaceLab(underlay_cidr="172.31.50.0/24") as lab, tempfile.TemporaryDirectory() as tmp:
-        system = WindSystem(lab, Path(tmp))
-        try:
-            system.start()
-            print("controller + 3 agents up; sites realize into", ", ".join(lab.site_netns(s) for s in "abc"))
-            return run(system)
-        finally:
-            system.close()
+    with tempfile.TemporaryDirectory() as tmp, running_system("172.31.50.0/24", Path(tmp)) as system:
+        print("controller + 3 agents up; sites realize into", ", ".join(system.lab.site_netns(s) for s in "abc"))
+        return run(system)
 
 
 def run(system: WindSystem) -> int:

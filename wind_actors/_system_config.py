@@ -56,13 +56,17 @@ def _fail(section: str, field: str, value: Any, allowed: str) -> ConfigError:
                        section=section, field=field)
 
 
-def _check_keys(section: str, cls: type, data: Any) -> dict[str, Any]:
+def _check_keys(section: str, cls: type, data: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A copy of a section's table, once it is a table of known fields with the ``required`` ones."""
     if not isinstance(data, dict):
         raise _fail(section, f"[{section}]", data, "use a table")
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
             raise _fail(section, key, data[key], f"known fields are {', '.join(sorted(known))}")
+    for field in required:
+        if field not in data:
+            raise _fail(section, field, None, "this field is required")
     return dict(data)
 
 
@@ -143,10 +147,7 @@ class AgentConfig:
         Raises:
             ConfigError: an unknown field, a missing one, or an invalid value.
         """
-        values = _check_keys("agent", cls, data)
-        for required in ("site", "controller"):
-            if required not in values:
-                raise _fail("agent", required, None, "this field is required")
+        values = _check_keys("agent", cls, data, required=("site", "controller"))
         options = dict(values.get("driver_options") or {})
         host_xml = options.pop("host_xml", None)
         if host_xml is not None:
@@ -215,10 +216,7 @@ class ControllerConfig:
         Raises:
             ConfigError: an unknown field, a missing one, or an invalid value.
         """
-        values = _check_keys("controller", cls, data)
-        for required in ("store", "tenants"):
-            if required not in values:
-                raise _fail("controller", required, None, "this field is required")
+        values = _check_keys("controller", cls, data, required=("store", "tenants"))
         store = values["store"]
         if isinstance(store, str) and store != ":memory:" and base_dir is not None \
                 and not Path(store).is_absolute():
@@ -260,7 +258,5 @@ class ClientConfig:
         Raises:
             ConfigError: an unknown field or an invalid value.
         """
-        values = _check_keys("client", cls, data)
-        if "controller" not in values:
-            raise _fail("client", "controller", None, "this field is required")
+        values = _check_keys("client", cls, data, required=("controller",))
         return cls(**values)

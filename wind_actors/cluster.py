@@ -194,6 +194,20 @@ class ProcessCluster:
             if not (self.keys_dir / f"{name}.key").exists():
                 generate_keys(name, self.keys_dir)
 
+    def node_section(self, name: str, controller_port: int, *, controller: bool = False) -> str:
+        """The ``[node]`` text of one node on 127.0.0.1 with this cluster's keys.
+
+        Args:
+            name: the node's name (``controller@hq``, ``agent@SITE``, ``client@TENANT``).
+            controller_port: the controller's port.
+            controller: this is the controller: it binds that port and has no peers.
+        """
+        bind = controller_port if controller else 0
+        text = f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:{bind}"\nkeys_dir = "{self.keys_dir}"\n'
+        if controller:
+            return text
+        return text + f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{controller_port}"\n'
+
     def write_config(self, name: str, text: str) -> Path:
         """Write a config file ``NAME.toml`` into the workdir and remember it under ``name``."""
         path = self.workdir / f"{name}.toml"

@@ -33,18 +33,16 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+# The [agent], [controller] and [client] sections live in their own module, with the
+# validation helpers every section shares.
+from wind_actors._system_config import _NODE as _NODE_NAME
+from wind_actors._system_config import AgentConfig, ClientConfig, ControllerConfig, _check_keys, _fail
 from wind_actors.errors import ConfigError
 
 __all__ = ["NodeConfig", "WindConfig", "load_config", "parse_config", "SECTIONS",
            "AgentConfig", "ControllerConfig", "ClientConfig"]
 
 _ENDPOINT = re.compile(r"^(tcp://[^\s:]+:\d{1,5}|ipc://\S+|inproc://\S+)$")
-_NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$")
-
-
-def _fail(section: str, field: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"[{section}] {field} = {value!r} is not allowed; {allowed}",
-                       section=section, field=field)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,15 +133,9 @@ class NodeConfig:
         Raises:
             ConfigError: an unknown field or an invalid value, naming field, value and allowed.
         """
-        if not isinstance(data, dict):
-            raise _fail("node", "[node]", data, "use a table")
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise _fail("node", key, data[key], f"known fields are {', '.join(sorted(known))}")
-        if "name" not in data:
+        values = _check_keys("node", cls, data)
+        if "name" not in values:
             raise _fail("node", "name", None, "every node needs a name, e.g. agent@site-a")
-        values = dict(data)
         for key in ("keys_dir", "secret_key_file"):
             if base_dir is not None and isinstance(values.get(key), str):
                 values[key] = str((base_dir / values[key]).resolve())
@@ -160,9 +152,6 @@ class WindConfig:
     client: Any = None       # ClientConfig (wind_actors.client) when it has [client]
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-
-# The [agent], [controller] and [client] sections live in their own module (issue 5).
-from wind_actors._system_config import AgentConfig, ClientConfig, ControllerConfig  # noqa: E402
 
 SECTIONS: dict[str, Any] = {"node": NodeConfig, "agent": AgentConfig,
                             "controller": ControllerConfig, "client": ClientConfig}

@@ -44,6 +44,15 @@ class Overlay:
                                address=address.interface,
                                mtu=self.realizers[site].segment_mtu(self.sites[site].underlay_ip))
 
+    def web_vms(self, *sites: str) -> None:
+        """Tenant acme's ``web`` network (10.1.0.0/24) with one VM per site: ``a1`` on a, ``b1`` on b ...
+
+        The MACs are 52:54:00:00:01:01, :02 ... in the order given.
+        """
+        self.add_network("acme", "web", "10.1.0.0/24")
+        for i, site in enumerate(sites, start=1):
+            self.add_vm(f"{site}1", site, "acme", "web", f"52:54:00:00:01:{i:02x}")
+
     def ip_of(self, vm: str) -> str:
         nic = self.nics[vm]
         assert self.plan is not None

@@ -32,10 +32,7 @@ def neighbour_mac(lab, vm: str, ip: str) -> str:
 
 def test_vms_at_three_sites_ping_each_other_over_a_tenant_network(three_sites):
     ov = three_sites
-    ov.add_network("acme", "web", "10.1.0.0/24")
-    ov.add_vm("a1", "a", "acme", "web", "52:54:00:00:01:01")
-    ov.add_vm("b1", "b", "acme", "web", "52:54:00:00:01:02")
-    ov.add_vm("c1", "c", "acme", "web", "52:54:00:00:01:03")
+    ov.web_vms("a", "b", "c")
 
     assert ov.lab.ping("a1", ov.ip_of("b1"), count=2)
     assert ov.lab.ping("a1", ov.ip_of("c1"), count=2)
@@ -77,10 +74,7 @@ def test_a_second_tenant_on_an_overlapping_cidr_cannot_reach_the_first(three_sit
 
 def test_undeploying_a_sites_last_vm_removes_its_devices_and_the_others_forget_it(three_sites):
     ov = three_sites
-    ov.add_network("acme", "web", "10.1.0.0/24")
-    ov.add_vm("a1", "a", "acme", "web", "52:54:00:00:01:01")
-    ov.add_vm("b1", "b", "acme", "web", "52:54:00:00:01:02")
-    ov.add_vm("c1", "c", "acme", "web", "52:54:00:00:01:03")
+    ov.web_vms("a", "b", "c")
     c_ns = ov.lab.site_netns("c")
     ov.lab.run(c_ns, ["ip", "link", "add", "wb-user", "type", "bridge"])  # not Wind's: must survive
     vni = ov.plan.networks[("acme", "web")].vni
@@ -99,11 +93,8 @@ def test_undeploying_a_sites_last_vm_removes_its_devices_and_the_others_forget_i
 
 def test_removing_a_site_tears_down_its_devices_and_stops_flooding_to_it(three_sites):
     ov = three_sites
-    ov.add_network("acme", "web", "10.1.0.0/24")
     ov.add_network("acme", "db", "10.2.0.0/24")
-    ov.add_vm("a1", "a", "acme", "web", "52:54:00:00:01:01")
-    ov.add_vm("b1", "b", "acme", "web", "52:54:00:00:01:02")
-    ov.add_vm("c1", "c", "acme", "web", "52:54:00:00:01:03")
+    ov.web_vms("a", "b", "c")
     ov.add_vm("c2", "c", "acme", "db", "52:54:00:00:01:04")
     assert len(wind_devices(ov.lab, "c")) == 4
     c_ip = ov.sites["c"].underlay_ip
@@ -120,10 +111,7 @@ def test_removing_a_site_tears_down_its_devices_and_stops_flooding_to_it(three_s
 
 def test_restarting_an_agent_re_realizes_nothing_and_loses_no_packets(three_sites):
     ov = three_sites
-    ov.add_network("acme", "web", "10.1.0.0/24")
-    ov.add_vm("a1", "a", "acme", "web", "52:54:00:00:01:01")
-    ov.add_vm("b1", "b", "acme", "web", "52:54:00:00:01:02")
-    ov.add_vm("c1", "c", "acme", "web", "52:54:00:00:01:03")
+    ov.web_vms("a", "b", "c")
     before = {site: r.owned_devices() for site, r in ov.realizers.items()}
     assert ov.lab.ping("a1", ov.ip_of("b1"))  # ARP settled before we count losses
     pinger = ov.lab.spawn_ping("a1", ov.ip_of("b1"), count=30, interval=0.05)
@@ -141,9 +129,7 @@ def test_restarting_an_agent_re_realizes_nothing_and_loses_no_packets(three_site
 
 def test_realize_repairs_drift_and_removes_stray_wind_devices(three_sites):
     ov = three_sites
-    ov.add_network("acme", "web", "10.1.0.0/24")
-    ov.add_vm("a1", "a", "acme", "web", "52:54:00:00:01:01")
-    ov.add_vm("b1", "b", "acme", "web", "52:54:00:00:01:02")
+    ov.web_vms("a", "b")
     ns = ov.lab.site_netns("a")
     seg = ov.plan.sites["a"].segment_for("acme", "web")
     b_ip = ov.sites["b"].underlay_ip
@@ -185,9 +171,7 @@ def test_a_realizer_for_a_missing_namespace_says_so():
 
 def test_a_pushed_diff_rebuilds_a_segment_whose_devices_were_deleted_behind_its_back(three_sites):
     ov = three_sites
-    ov.add_network("acme", "web", "10.1.0.0/24")
-    ov.add_vm("a1", "a", "acme", "web", "52:54:00:00:01:01")
-    ov.add_vm("b1", "b", "acme", "web", "52:54:00:00:01:02")
+    ov.web_vms("a", "b")
     seg = ov.plan.sites["b"].segment_for("acme", "web")
     ov.lab.run(ov.lab.site_netns("b"), ["ip", "link", "del", seg.vxlan])
 

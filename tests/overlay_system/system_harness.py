@@ -11,6 +11,7 @@ controller gave the VM) with the MAC and address from ``wind app status --json``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,14 @@ class WindSystem:
     @staticmethod
     def lab_vm(vm_name: str) -> str:
         return vm_name.replace(".", "-")[-40:]
+
+
+@contextlib.contextmanager
+def running_system(underlay_cidr: str, workdir: Path) -> Iterator[WindSystem]:
+    """A fresh lab on ``underlay_cidr`` with a started :class:`WindSystem`, torn down on exit."""
+    with NamespaceLab(underlay_cidr=underlay_cidr) as lab:
+        wind = WindSystem(lab, workdir)
+        try:
+            yield wind.start()
+        finally:
+            wind.close()

@@ -14,9 +14,8 @@ import os
 import re
 
 import pytest
-from system_harness import WindSystem, wait_for
+from system_harness import running_system, wait_for
 
-from overlay.testing import NamespaceLab
 
 pytestmark = [
     pytest.mark.root,
@@ -45,12 +44,8 @@ components:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    with NamespaceLab(underlay_cidr="172.31.40.0/24") as lab:
-        wind = WindSystem(lab, tmp_path_factory.mktemp("wind"))
-        try:
-            yield wind.start()
-        finally:
-            wind.close()
+    with running_system("172.31.40.0/24", tmp_path_factory.mktemp("wind")) as wind:
+        yield wind
 
 
 def by_site(app: dict) -> dict[str, dict]:

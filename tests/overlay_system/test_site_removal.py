@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from system_harness import WindSystem, wait_for
+from system_harness import WindSystem, running_system, wait_for
 
-from overlay.testing import NamespaceLab
 from wind_actors.services import Store
 
 pytestmark = [
@@ -43,12 +42,8 @@ components:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    with NamespaceLab(underlay_cidr="172.31.41.0/24") as lab:
-        wind = WindSystem(lab, tmp_path_factory.mktemp("wind"))
-        try:
-            yield wind.start()
-        finally:
-            wind.close()
+    with running_system("172.31.41.0/24", tmp_path_factory.mktemp("wind")) as wind:
+        yield wind
 
 
 def site_names(system: WindSystem) -> list[str]:

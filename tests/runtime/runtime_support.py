@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -13,12 +14,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import supervisors
+
 from wind_actors import testing
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NODE_MAIN = HERE / "runtime_node_main.py"
 TRUSTED = ("test@local", "peer1@proc", "peer2@proc", "peer3@proc", "raw@test")
+
+
+class Linked(supervisors.WatchedActor):
+    """An actor that does nothing: something to link to a remote one and watch die."""
+
+
+class Trapper(supervisors.WatchedActor):
+    """Traps exits: every Exit (and any other message) goes into ``inbox``."""
+
+    trap_exits = True
+
+    def __init__(self, inbox: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.inbox = inbox
+
+    def on_receive(self, message: Any) -> None:
+        self.inbox.put(message)
 
 
 class NodeProcess:

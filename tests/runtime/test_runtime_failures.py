@@ -7,7 +7,7 @@ import time
 
 import pytest
 import supervisors
-from runtime_support import wait_for
+from runtime_support import Linked, Trapper, wait_for
 from runtime_messages import Crash, Echo, Slow, Stop
 
 from wind_actors.errors import ActorError, NodeDownError
@@ -107,24 +107,9 @@ def test_heartbeats_measure_round_trip_time(local_node, peer):
     assert 0 < rtt < 100
 
 
-class _Linked(supervisors.WatchedActor):
-    pass
-
-
-class _Trapper(supervisors.WatchedActor):
-    trap_exits = True
-
-    def __init__(self, inbox: queue.Queue) -> None:
-        super().__init__()
-        self.inbox = inbox
-
-    def on_receive(self, message):
-        self.inbox.put(message)
-
-
 def test_a_local_actor_linked_to_a_crashing_remote_actor_exits_with_its_reason(
         local_node, peer):
-    actor = _Linked.start()
+    actor = Linked.start()
     local_downs: queue.Queue = queue.Queue()
     supervisors.monitor(actor, local_downs.put)
     local_node.link(actor, local_node.ref("crasher@peer1@proc"))
@@ -136,7 +121,7 @@ def test_a_local_actor_linked_to_a_crashing_remote_actor_exits_with_its_reason(
 
 def test_a_trapping_local_actor_gets_exit_noconnection_when_the_peer_dies(local_node, peer):
     inbox: queue.Queue = queue.Queue()
-    actor = _Trapper.start(inbox)
+    actor = Trapper.start(inbox)
     local_node.link(actor, local_node.ref("echo@peer1@proc"))
     local_node.ref("echo@peer1@proc").ask(Echo("sync"))
     peer.kill()
@@ -147,14 +132,14 @@ def test_a_trapping_local_actor_gets_exit_noconnection_when_the_peer_dies(local_
 
 
 def test_a_remote_actor_linked_to_a_local_one_dies_with_it(local_node, peer):
-    actor = _Linked.start()
+    actor = Linked.start()
     local_node.link(actor, local_node.ref("crasher@peer1@proc"))
     _, downs = _watch(local_node, "crasher@peer1@proc")
     local_node.ref("echo@peer1@proc").ask(Echo("sync"))
     actor.stop()  # "normal": a link ignores it
     local_node.ref("echo@peer1@proc").ask(Echo("sync"))
     assert downs.empty()
-    actor2 = _Linked.start()
+    actor2 = Linked.start()
     local_node.link(actor2, local_node.ref("crasher@peer1@proc"))
     local_node.ref("echo@peer1@proc").ask(Echo("sync"))
     supervisors.kill(actor2)

@@ -8,6 +8,7 @@ import time
 import pytest
 import supervisors
 from runtime_messages import Crash, Echo, Slow
+from runtime_support import Linked, Trapper
 
 from wind_actors.errors import NodeDownError
 from wind_actors.runtime import NodeDown
@@ -20,28 +21,13 @@ def peer(spawn, local_node):
     return handle
 
 
-class _Linked(supervisors.WatchedActor):
-    pass
-
-
-class _Trapper(supervisors.WatchedActor):
-    trap_exits = True
-
-    def __init__(self, inbox: queue.Queue) -> None:
-        super().__init__()
-        self.inbox = inbox
-
-    def on_receive(self, message):
-        self.inbox.put(message)
-
-
 def _sync(node):
     """One round trip to the peer: everything sent before it has been handled there."""
     assert node.ref("echo@peer1@proc").ask(Echo("sync")) == Echo("sync")
 
 
 def test_an_unlinked_remote_crash_no_longer_stops_the_local_actor(local_node, peer):
-    actor = _Linked.start()
+    actor = Linked.start()
     crasher = local_node.ref("crasher@peer1@proc")
     local_node.link(actor, crasher)
     _sync(local_node)
@@ -59,7 +45,7 @@ def test_an_unlinked_remote_crash_no_longer_stops_the_local_actor(local_node, pe
 
 
 def test_an_unlinked_local_exit_no_longer_stops_the_remote_actor(local_node, peer):
-    actor, witness = _Linked.start(), _Linked.start()
+    actor, witness = Linked.start(), Linked.start()
     crasher = local_node.ref("crasher@peer1@proc")
     collector = local_node.ref("collector@peer1@proc")
     local_node.link(actor, crasher)
@@ -79,7 +65,7 @@ def test_an_unlinked_local_exit_no_longer_stops_the_remote_actor(local_node, pee
 
 def test_linking_twice_is_one_link_and_unlinking_unlinked_actors_does_nothing(local_node, peer):
     inbox: queue.Queue = queue.Queue()
-    actor = _Trapper.start(inbox)
+    actor = Trapper.start(inbox)
     crasher = local_node.ref("crasher@peer1@proc")
     local_node.unlink(actor, crasher)  # nothing to undo
     local_node.link(actor, crasher)
@@ -101,8 +87,8 @@ def test_stopping_a_node_fails_pending_asks_and_gives_noconnection_to_local_watc
     downs: queue.Queue = queue.Queue()
     local_node.monitor(local_node.ref("echo@peer1@proc"), downs.put)
     trapped: queue.Queue = queue.Queue()
-    trapper = _Trapper.start(trapped)
-    linked = _Linked.start()
+    trapper = Trapper.start(trapped)
+    linked = Linked.start()
     local_node.link(trapper, local_node.ref("crasher@peer1@proc"))
     local_node.link(linked, local_node.ref("crasher@peer1@proc"))
     _sync(local_node)

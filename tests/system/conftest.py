@@ -51,12 +51,6 @@ class System:
         self.cluster.start("controller", "controller")
 
 
-def _node(name: str, keys: str, port: int | None = None, peers: bool = True) -> str:
-    bind = f"tcp://127.0.0.1:{port or 0}"
-    text = f'[node]\nname = "{name}"\nbind = "{bind}"\nkeys_dir = "{keys}"\n'
-    return text + (f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{{port}}"\n' if peers else "")
-
-
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Any:
     workdir = tmp_path_factory.mktemp("wind-system")
@@ -64,19 +58,18 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Any:
     port = free_port()
     names = ["controller@hq", *(f"agent@{s}" for s in SITES), *(f"client@{t}" for t in TOKENS)]
     cluster.ensure_keys(*names)
-    keys = str(cluster.keys_dir)
     tenants = "\n".join(f'{t} = "{tok}"' for t, tok in TOKENS.items())
-    cluster.write_config("controller", _node("controller@hq", keys, port, peers=False)
-                         + f'[controller]\nstore = "state/wind.db"\nsite_timeout = 3.0\ntick = 0.2\n'
+    cluster.write_config("controller", cluster.node_section("controller@hq", port, controller=True)
+                         + '[controller]\nstore = "state/wind.db"\nsite_timeout = 3.0\ntick = 0.2\n'
                          + f"[controller.tenants]\n{tenants}\n")
     for site, (driver, options, labels) in SITES.items():
         label_text = "".join(f'{k} = "{v}"\n' for k, v in labels.items())
-        cluster.write_config(site, _node(f"agent@{site}", keys).format(port=port)
+        cluster.write_config(site, cluster.node_section(f"agent@{site}", port)
                              + f'[agent]\nsite = "{site}"\ncontroller = "controller@hq"\n'
                              + f'driver = "{driver}"\nreport_interval = 0.3\n'
                              + f"[agent.labels]\n{label_text}[agent.driver_options]\n{options}\n")
     for tenant, token in TOKENS.items():
-        cluster.write_config(f"client-{tenant}", _node(f"client@{tenant}", keys).format(port=port)
+        cluster.write_config(f"client-{tenant}", cluster.node_section(f"client@{tenant}", port)
                              + f'[client]\ncontroller = "controller@hq"\ntoken = "{token}"\n')
     try:
         cluster.start("controller", "controller")

@@ -28,28 +28,22 @@ SITES = {**{name: {} for name in PLAIN}, "vault": {"tier": "vault"}}
 SITE_TIMEOUT, GRACE = 1.0, 2.0
 
 
-def _node(name: str, keys: str, port: int, *, bind: int = 0, peers: bool = True) -> str:
-    text = f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:{bind}"\nkeys_dir = "{keys}"\n'
-    return text + (f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{port}"\n' if peers else "")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
     workdir = tmp_path_factory.mktemp("wind-lost-sites")
     cluster = ProcessCluster(workdir)
     port = free_port()
     cluster.ensure_keys("controller@hq", "client@acme", *(f"agent@{s}" for s in SITES))
-    keys = str(cluster.keys_dir)
-    cluster.write_config("controller", _node("controller@hq", keys, port, bind=port, peers=False)
+    cluster.write_config("controller", cluster.node_section("controller@hq", port, controller=True)
                          + f'[controller]\nstore = "wind.db"\nsite_timeout = {SITE_TIMEOUT}\ntick = 0.1\n'
                          + f'lost_site_grace = {GRACE}\n[controller.tenants]\nacme = "{TOKEN}"\n')
     for site, labels in SITES.items():
         label_text = "".join(f'{k} = "{v}"\n' for k, v in labels.items())
-        cluster.write_config(site, _node(f"agent@{site}", keys, port)
+        cluster.write_config(site, cluster.node_section(f"agent@{site}", port)
                              + f'[agent]\nsite = "{site}"\ncontroller = "controller@hq"\ndriver = "sim"\n'
                              + f'report_interval = 0.2\n[agent.labels]\n{label_text}'
                              + "[agent.driver_options]\nhosts = 2\nhost_cpus = 4\n")
-    cluster.write_config("client", _node("client@acme", keys, port)
+    cluster.write_config("client", cluster.node_section("client@acme", port)
                          + f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKEN}"\n')
     try:
         cluster.start("controller", "controller")
