@@ -29,7 +29,7 @@ from wind_actors.cluster import ProcessCluster, free_port  # noqa: E402
 
 console = Console(highlight=False)
 SITES = ("edge-small", "edge-large", "dc-1")
-NODES = ("controller@hq", *(f"agent@{s}" for s in SITES), "client@acme", "client@globex")
+NODES = ("controller@hq", *(f"agent@{s}" for s in SITES), "client@acme", "client@globex", "operator@hq")
 
 
 def say(text: str) -> None:

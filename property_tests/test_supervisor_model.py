@@ -92,7 +92,7 @@ class SupervisorAgainstModel(RuleBasedStateMachine):
             assert self.sup_down.get(timeout=10).reason == SHUTDOWN
             assert not self.sup.is_alive()
             return
-        real = which_children(self.sup)
+        real = which_children(self.sup)[::-1]  # OTP lists the newest first; the model keeps start order
         assert [c.id for c in real] == [c.id for c in self.model.children]
         for info, child in zip(real, self.model.children, strict=True):
             assert (info.ref is not None) == child.running, (info, child)

@@ -63,15 +63,26 @@ for an actor already dead. :func:`link` is bidirectional: an abnormal exit
 stops the linked peer with the same reason before its next message, unless it
 has ``trap_exits = True``, in which case it gets an :class:`Exit` message.
 Supervisors trap exits and link to their children, so a killed supervisor takes
-its children with it; a supervisor also stops when its parent's link fires.
+its children with it. A supervisor follows only its parent's exit (its parent is
+the actor it was started from: the supervisor it is a child of, or the actor that
+called ``start_supervisor``); as in OTP, an exit from any other linked actor is
+ignored.
 
 **Restart failures** never block a supervisor: the child is shown as
 "restarting" and the supervisor retries through its own mailbox (OTP's
 ``try_again_restart``), answering calls in between; every retry counts towards
-the intensity. **Reports** are structlog events on logger ``wind.supervisors``
-(``child_started``, ``child_terminated``, ``child_restarted``, ``restart_failed``,
-``start_error``, ``shutdown_error``, ``reached_max_restart_intensity``,
-``auto_shutdown``) carrying ``supervisor``, ``child``, ``reason`` and
+the intensity. A retry whose ``start`` returns None (ignore) leaves the child
+not running ("undefined"), as OTP does.
+
+**which_children** lists children in OTP's order: newest first (a child added
+by ``start_child`` comes first; a restart keeps its place), which is also the
+order they are stopped in; dynamic (simple_one_for_one) children oldest start
+first, those being restarted last.
+
+**Reports** are structlog events on logger ``wind.supervisors`` (``child_started``,
+``child_terminated``, ``child_restarted``, ``restart_failed``, ``start_error``,
+``shutdown_error``, ``reached_max_restart_intensity``, ``auto_shutdown``,
+``exit_ignored``) carrying ``supervisor``, ``child``, ``reason`` and
 ``restarts``. :func:`tree` returns the live tree as plain data.
 
 A supervisor is busy while it starts a child (it waits for the child's

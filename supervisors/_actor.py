@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import sys
+import threading
 import traceback as _traceback
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -21,9 +22,19 @@ from supervisors._reasons import NORMAL
 from supervisors._watch import WAKE, _Watch, await_start
 from supervisors.errors import StartError, SupervisionError
 
-__all__ = ["WatchedActor"]
+__all__ = ["WatchedActor", "running_actor"]
 
 _log = structlog.get_logger("wind.supervisors.actor")
+_this_thread = threading.local()
+
+
+def running_actor() -> pykka.ActorRef[Any] | None:
+    """The ref of the WatchedActor whose thread calls this, or None outside any actor's thread.
+
+    A supervisor reads it when it is created, to know its parent: the actor that
+    starts it (OTP's parent is the process that called ``start_link``).
+    """
+    return getattr(_this_thread, "ref", None)
 
 
 class WatchedActor(pykka.ThreadingActor):
@@ -46,6 +57,12 @@ class WatchedActor(pykka.ThreadingActor):
         trap_exits: if True, a linked actor's exit arrives as an ``Exit``
             message (via ``on_receive``) instead of stopping this actor.
         crash_on_ask_error: see above.
+
+    Attributes:
+        sender: who sent the message being handled, read from the envelope's
+            ``sender`` slot (the Wind runtime puts the authenticated peer's
+            identity there); ``None`` for a message sent in this process.
+            Valid only inside ``on_receive``.
     """
 
     trap_exits: ClassVar[bool] = False
@@ -59,6 +76,7 @@ class WatchedActor(pykka.ThreadingActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._exit_reason: Any = None
+        self.sender: Any = None
         self._watch = _Watch(self)
         # ActorRef has no slots; hanging the watch on it lets any holder of the ref
         # watch the actor without a global table that would keep dead actors alive.
@@ -119,6 +137,7 @@ class WatchedActor(pykka.ThreadingActor):
         self.actor_stopped.set()
 
     def _actor_loop(self) -> None:
+        _this_thread.ref = self.actor_ref  # each actor has its own thread, for its whole life
         try:
             super()._actor_loop()
         finally:
@@ -143,6 +162,8 @@ class WatchedActor(pykka.ThreadingActor):
             message = envelope.message
             if message is WAKE:
                 continue
+            # an envelope from the runtime carries who sent it; a plain Pykka one does not
+            self.sender = getattr(envelope, "sender", None)
             try:
                 response = self._handle_receive(message)
                 if envelope.reply_to is not None:

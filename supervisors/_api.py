@@ -87,11 +87,16 @@ def start_child(sup: pykka.ActorRef[Any], *spec_or_args: Any) -> pykka.ActorRef[
 def terminate_child(sup: pykka.ActorRef[Any], child: Hashable | pykka.ActorRef[Any]) -> None:
     """Stop a child (by id; by ref for simple_one_for_one) and keep its spec.
 
-    Temporary and dynamic children are forgotten as well.
+    Temporary and dynamic children are forgotten as well. For simple_one_for_one,
+    the ref of a child being restarted (the actor that exited) finds it too and
+    cancels its restart, and the ref of an actor that has exited and is no child
+    is accepted with nothing to do (as OTP).
 
     Raises:
-        ChildError: outcome ``not_found``, or ``simple_one_for_one`` when an id
-            is given to a simple_one_for_one supervisor.
+        ChildError: outcome ``not_found`` (also for a ref given to a supervisor
+            that is not simple_one_for_one: OTP takes it for an unknown id, and
+            stops nothing), or ``simple_one_for_one`` when an id is given to a
+            simple_one_for_one supervisor.
     """
     _call(sup, "terminate_child", child)
 
@@ -121,16 +126,27 @@ def delete_child(sup: pykka.ActorRef[Any], child_id: Hashable) -> None:
 
 
 def get_childspec(sup: pykka.ActorRef[Any], child: Hashable | pykka.ActorRef[Any]) -> ChildSpec:
-    """Return a child's spec (by id, or by ref).
+    """Return a child's spec: by id; for simple_one_for_one by ref, or the template by its id.
+
+    As OTP's ``find_child``: for simple_one_for_one, the ref of an actor that has
+    exited and is no child answers the template too.
 
     Raises:
-        ChildError: outcome ``not_found``.
+        ChildError: outcome ``not_found`` (also for a ref given to a supervisor
+            that is not simple_one_for_one).
     """
     return _call(sup, "get_childspec", child)
 
 
 def which_children(sup: pykka.ActorRef[Any]) -> list[ChildInfo]:
-    """List the children in start order, including those restarting or not running."""
+    """List the children, including those restarting or not running, in OTP 25's order.
+
+    Newest first: a child added by ``start_child`` comes first, a restarted one
+    keeps its place (this is the order they are stopped in, the reverse of the
+    start order). For simple_one_for_one, the order of OTP's map of dynamic
+    children keyed by pid: oldest start first (a restarted child has a new ref,
+    so it moves last), those being restarted after them.
+    """
     return _call(sup, "which_children")
 
 
@@ -144,7 +160,8 @@ def tree(sup: pykka.ActorRef[Any]) -> dict[str, Any]:
 
     Returns:
         ``{"name", "urn", "strategy", "intensity", "period", "auto_shutdown",
-        "restarts_in_period", "children": [...]}`` where each child is ``{"id",
+        "restarts_in_period", "children": [...]}``, the children in start order
+        (not ``which_children``'s newest first), where each child is ``{"id",
         "urn", "actor", "type", "status", "restart", "restarts"}`` and a running
         supervisor child also has its own ``"tree"``.
     """

@@ -15,14 +15,14 @@ from typing import Any
 import pykka
 import structlog
 
-from supervisors._actor import WatchedActor
-from supervisors._children import ChildInfo, ChildRecord
+from supervisors._actor import WatchedActor, running_actor
+from supervisors._children import ChildInfo, ChildRecord, same_actor, which_order
 from supervisors._clock import Clock, MonotonicClock
 from supervisors._intensity import add_restart, backoff_delay, intensity_exceeded
 from supervisors._reasons import SHUTDOWN, describe, is_normal_exit
 from supervisors._shutdown import shutdown_many
 from supervisors._spec import ChildSpec, SupFlags, check_childspec, check_childspecs, check_flags
-from supervisors._watch import Down, Exit, await_start, demonitor, link, monitor, unlink, watch_of
+from supervisors._watch import Down, Exit, await_start, demonitor, has_exited, link, monitor, unlink
 from supervisors.errors import ChildError, NotWatchableError, Outcome, SpecError, StartError
 
 __all__ = ["Supervisor"]
@@ -48,6 +48,12 @@ class Supervisor(WatchedActor):
     Either pass ``flags`` and ``children`` (or use ``start_supervisor``), or
     subclass and override :meth:`init`.
 
+    Its parent is the actor in whose thread it is created: the supervisor that
+    starts it as a child, or the actor that calls ``start_supervisor`` (OTP's
+    caller of ``start_link``); created outside any actor, it has none. It traps
+    exits: its parent's exit stops it with the same reason, a child's exit is
+    handled as that child's, and an exit from any other linked actor is ignored.
+
     Args:
         flags: the SupFlags.
         children: the ChildSpecs, in start order (exactly one for simple_one_for_one).
@@ -71,8 +77,10 @@ class Supervisor(WatchedActor):
         self._children: list[ChildRecord] = []
         self._by_monitor: dict[str, ChildRecord] = {}
         self._linked: set[str] = set()
+        self._parent = running_actor()
         self._restarts: tuple[float, ...] = ()
         self._keys = itertools.count()
+        self._starts = itertools.count(1)
         self._log = structlog.get_logger("wind.supervisors").bind(supervisor=self.name)
 
     # -- the behaviour -----------------------------------------------------------
@@ -153,7 +161,8 @@ class Supervisor(WatchedActor):
         except Exception as exc:  # any failure of the user's start is a start error
             self._log.error("start_error", child=child.key, reason=describe(exc))
             return exc
-        if ref is None:  # OTP's "ignore": not started, and not an error
+        if ref is None:  # OTP's "ignore": not started, not an error, and not restarting either
+            child.restarting, child.cancel_timer = False, None
             self._log.info("child_ignored", child=child.key)
             return None
         try:
@@ -173,6 +182,7 @@ class Supervisor(WatchedActor):
         child.ref, child.monitor_id, child.restarting = ref, mid, False
         child.cancel_timer = None
         child.started_at = self._clock.now()
+        child.started_seq = next(self._starts)
         self._by_monitor[mid] = child
         self._log.info("child_started", child=child.key, actor=str(ref), restarts=child.restarts)
         return None
@@ -237,6 +247,7 @@ class Supervisor(WatchedActor):
         if child is None:
             return  # a Down from a monitor already dropped (terminated on purpose)
         child.ref = child.monitor_id = None
+        child.last_ref = down.ref
         reason, spec = down.reason, child.spec
         normal = is_normal_exit(reason)
         if spec.restart == "permanent" or (spec.restart == "transient" and not normal):
@@ -263,21 +274,33 @@ class Supervisor(WatchedActor):
         mode = self._flags.auto_shutdown
         if mode == "never" or not child.spec.significant:
             return
-        if mode == "all_significant" and any(
-            c.spec.significant and c.ref is not None for c in self._children
-        ):
+        if mode == "all_significant" and self._significant_left():
             return
         self._give_up("auto_shutdown", level="info", child=child.key, auto_shutdown=mode)
 
+    def _significant_left(self) -> bool:
+        """OTP's do_auto_shutdown(all_significant): is a significant child still there?
+
+        A child being restarted counts (its pid is ``{restarting, _}``, not
+        undefined). Dynamic children all share the template, so any left counts.
+        """
+        if self._simple:
+            return bool(self._children)
+        return any(c.spec.significant and (c.ref is not None or c.restarting) for c in self._children)
+
     def _exit(self, message: Exit) -> None:
-        urn = message.ref.actor_urn
-        if urn in self._linked:
-            self._linked.discard(urn)  # a child's link; its Down does the work
+        """A linked actor exited: follow the parent; a child's Down does the work; ignore others."""
+        if self._parent is not None and same_actor(message.ref, self._parent):
+            # Like a gen_server trapping exits: the parent's exit stops it, whatever the reason.
+            self._log.info("parent_exited", reason=describe(message.reason))
+            self.stop_with(message.reason)
             return
-        # A link from outside our children: our parent. Like a gen_server trapping
-        # exits, a supervisor stops when its parent does.
-        self._log.info("parent_exited", reason=describe(message.reason))
-        self.stop_with(message.reason)
+        urn = getattr(message.ref, "actor_urn", None)
+        if urn in self._linked:
+            self._linked.discard(urn)
+            return
+        # OTP: an 'EXIT' from a pid that is neither parent nor child changes nothing.
+        self._log.info("exit_ignored", sender=str(message.ref), reason=describe(message.reason))
 
     # -- restarting --------------------------------------------------------------
 
@@ -340,11 +363,12 @@ class Supervisor(WatchedActor):
                                 restarts=restarted)
                 _tell_quietly(self.actor_ref, _TryAgain(member.key, counted=True))
                 return
-            self._log.info("child_restarted", child=member.key, restarts=restarted,
-                           strategy=self._flags.strategy)
+            if member.ref is not None:  # else its start said ignore, and it was logged
+                self._log.info("child_restarted", child=member.key, restarts=restarted,
+                               strategy=self._flags.strategy)
 
     def _try_again(self, message: _TryAgain) -> None:
-        child = self._find(message.key)
+        child = self._record(message.key)
         if child is None or not child.restarting:
             return  # terminated, deleted or restarted meanwhile
         child.cancel_timer = None
@@ -352,11 +376,13 @@ class Supervisor(WatchedActor):
 
     # -- API (answered through ask; errors go back to the caller) ----------------
 
-    def _find(self, key: Any) -> ChildRecord | None:
-        if isinstance(key, pykka.ActorRef):
-            return next((c for c in self._children if c.ref is key or
-                         (c.ref is not None and c.ref.actor_urn == key.actor_urn)), None)
+    def _record(self, key: Hashable) -> ChildRecord | None:
+        """The child with this key (its id; a generated key for a dynamic child)."""
         return next((c for c in self._children if c.key == key), None)
+
+    def _find_dynamic(self, ref: pykka.ActorRef[Any]) -> ChildRecord | None:
+        """OTP's find_child for simple_one_for_one: by pid, or by ``{restarting, OldPid}``."""
+        return next((c for c in self._children if c.holds(ref)), None)
 
     def _error(self, outcome: Outcome, child: Any, **kw: Any) -> ChildError:
         return ChildError(outcome, child=child, supervisor=self.name, **kw)
@@ -373,7 +399,7 @@ class Supervisor(WatchedActor):
                     raise StartError(error, supervisor=self.name) from error
             return child.ref
         spec = check_childspec(arg, self._flags.auto_shutdown)
-        existing = self._find(spec.id)
+        existing = self._record(spec.id)
         if existing is not None:
             if existing.ref is not None:
                 raise self._error(Outcome.ALREADY_STARTED, spec.id, ref=existing.ref)
@@ -387,20 +413,15 @@ class Supervisor(WatchedActor):
         return child.ref
 
     def _call_terminate_child(self, key: Any) -> None:
-        if self._simple:
-            if not isinstance(key, pykka.ActorRef):
-                raise self._error(Outcome.SIMPLE_ONE_FOR_ONE, key,
-                                  detail="terminate dynamic children by their ref")
-            child = self._find(key)
-            if child is None:
-                if watch_of(key).alive:
-                    raise self._error(Outcome.NOT_FOUND, key)
-                return None
-            self._terminate([child])
-            self._children.remove(child)
-            return None
-        child = self._find(key)
+        if self._simple and not isinstance(key, pykka.ActorRef):
+            raise self._error(Outcome.SIMPLE_ONE_FOR_ONE, key,
+                              detail="terminate dynamic children by their ref")
+        # As OTP's find_child: by ref only for simple_one_for_one; elsewhere a ref is
+        # just an id that no child has, so nothing is stopped.
+        child = self._find_dynamic(key) if self._simple else self._record(key)
         if child is None:
+            if self._simple and has_exited(key):
+                return None  # OTP: a dead pid that is no child has nothing left to stop
             raise self._error(Outcome.NOT_FOUND, key)
         self._terminate([child])
         self._del_child(child)
@@ -409,7 +430,7 @@ class Supervisor(WatchedActor):
     def _static_child(self, key: Any, op: str) -> ChildRecord:
         if self._simple:
             raise self._error(Outcome.SIMPLE_ONE_FOR_ONE, key, detail=f"{op} is not allowed")
-        child = self._find(key)
+        child = self._record(key)
         if child is None:
             raise self._error(Outcome.NOT_FOUND, key)
         if child.restarting:
@@ -430,14 +451,31 @@ class Supervisor(WatchedActor):
         self._children.remove(child)
 
     def _call_get_childspec(self, key: Any) -> ChildSpec:
-        child = self._find(key)
+        if self._simple:
+            return self._dynamic_childspec(key)
+        child = self._record(key)
         if child is None:
             raise self._error(Outcome.NOT_FOUND, key)
         return child.spec
 
+    def _dynamic_childspec(self, key: Any) -> ChildSpec:
+        """OTP's find_child for simple_one_for_one, which finds the template's spec too."""
+        template = self._template
+        assert template is not None
+        if not isinstance(key, pykka.ActorRef):
+            if key == template.id:  # the template is the one child spec OTP keeps
+                return template
+            raise self._error(Outcome.NOT_FOUND, key)
+        child = self._find_dynamic(key)
+        if child is not None:
+            return child.spec
+        if has_exited(key):  # OTP: a dead pid that is no child answers the template
+            return template
+        raise self._error(Outcome.NOT_FOUND, key)
+
     def _call_which_children(self) -> list[ChildInfo]:
         return [ChildInfo(None if self._simple else c.key, c.ref, c.spec.type, c.status)
-                for c in self._children]
+                for c in which_order(self._children, self._simple)]
 
     def _call_count_children(self) -> dict[str, int]:
         children = self._children

@@ -176,8 +176,6 @@ class ControllerConfig:
         tenants: ``tenant = "token"`` (tokens of at least 16 characters).
         site_timeout: seconds without a report before a site counts as down. Default 5.
         tick: seconds between the application actors' reconciliation passes. Default 0.5.
-        operators: tenants that may also manage the shared pool (``wind sites remove``), as
-            Nomad's management tokens may. Default none: nobody can remove a site.
         lost_site_grace: seconds a site must stay down (after ``site_timeout``) before the
             controller places its VMs on other sites, as Nomad does with lost allocations; the
             site's copies are removed if it comes back. 0 never moves them (they stay
@@ -189,7 +187,6 @@ class ControllerConfig:
     site_timeout: float = 5.0
     tick: float = 0.5
     lost_site_grace: float = 30.0
-    operators: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         s = "controller"
@@ -203,11 +200,6 @@ class ControllerConfig:
         _seconds(s, "site_timeout", self.site_timeout, 0.1, 86400)
         _seconds(s, "tick", self.tick, 0.01, 60)
         _seconds(s, "lost_site_grace", self.lost_site_grace, 0, 86400)
-        if isinstance(self.operators, list):
-            object.__setattr__(self, "operators", tuple(self.operators))
-        if not isinstance(self.operators, tuple) or any(o not in self.tenants for o in self.operators):
-            raise _fail(s, "operators", self.operators,
-                        f"list tenant names from [controller.tenants] ({', '.join(sorted(self.tenants))})")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:
@@ -216,6 +208,11 @@ class ControllerConfig:
         Raises:
             ConfigError: an unknown field, a missing one, or an invalid value.
         """
+        if "operators" in data:  # wave 1 made tenants operators; roles now come from trust
+            raise _fail("controller", "operators", data["operators"],
+                        "operators are no longer tenants: file an operator node's public key "
+                        "under the controller's keys_dir/operator/ (`wind keys generate NAME "
+                        "--role operator`) and remove this setting")
         values = _check_keys("controller", cls, data, required=("store", "tenants"))
         store = values["store"]
         if isinstance(store, str) and store != ":memory:" and base_dir is not None \

@@ -40,6 +40,10 @@ Progress = Callable[[dict[str, Any]], None]
 
 _POLL = 0.1
 
+#: How a controller that has just (re)started refuses a deploy until the sites have reported
+#: (recoverable; ``Client.deploy`` retries it with the same operation key).
+POOL_NOT_KNOWN = "pool not known yet"
+
 
 class _Explanation:
     """A placement explanation as it came over the wire (prints like the controller's)."""
@@ -90,15 +94,14 @@ class Client:
         node: a started node that can reach the controller (it is stopped by :meth:`close`
             when ``owns_node``).
         controller: the controller's node name.
-        token: the tenant token.
+        token: the tenant token; may be empty on an operator's node (its key is its credential),
+            which then may only manage the pool (sites, remove_site, operation).
         timeout: seconds to wait for each answer.
         owns_node: stop ``node`` on :meth:`close`.
     """
 
     def __init__(self, node: Any, controller: str, token: str, *, timeout: float = 30.0,
                  owns_node: bool = False) -> None:
-        if not token:
-            raise ConfigError("no tenant token: set [client] token in the config or $WIND_TOKEN")
         self.node = node
         self.controller = controller
         self._token = token
@@ -144,6 +147,8 @@ class Client:
         self.close()
 
     def _ask(self, message: Any) -> Any:
+        if not self._token and not isinstance(message, _OPERATOR_REQUESTS):
+            raise ConfigError("no tenant token: set [client] token in the config or $WIND_TOKEN")
         return raise_for(self._ref.ask(message, timeout=self.timeout))
 
     # -- operations -------------------------------------------------------------------------------
@@ -166,10 +171,23 @@ class Client:
             snapshot) when waiting.
         """
         text = _descriptor_text(descriptor)
-        reply = self._ask(Deploy(self._token, text, op_key or f"deploy-{uuid.uuid4().hex}"))
+        message = Deploy(self._token, text, op_key or f"deploy-{uuid.uuid4().hex}")
+        reply = self._ask_until_pool_known(message, time.monotonic() + timeout)
         if wait and reply.get("op"):
             reply["operation"] = self.wait(reply["op"], progress=progress, timeout=timeout)
         return reply
+
+    def _ask_until_pool_known(self, message: Deploy, deadline: float) -> Any:
+        """Ask, and ask again (same operation key) while a just-restarted controller answers
+        that its pool is not known yet; it stops saying so within its ``site_timeout``."""
+        while True:
+            try:
+                return self._ask(message)
+            except ControllerError as exc:
+                if not (exc.recoverable and exc.message.startswith(POOL_NOT_KNOWN)) or \
+                        time.monotonic() >= deadline:
+                    raise
+            time.sleep(_POLL)  # polling interval of a remote condition, not a synchronisation
 
     def status(self, app: str | None = None) -> Any:
         """Returns: one application's status (``app`` given) or a list of every application's.
@@ -214,7 +232,8 @@ class Client:
 
         Raises:
             SiteInUse: applications have VMs placed there; nothing was changed.
-            Forbidden: this tenant is not one of the controller's ``operators``.
+            Forbidden: this node is not an operator (its key is not filed under the
+                controller's ``keys_dir/operator/``).
             NotFound: no such site.
         """
         return dict(self._ask(RemoveSite(self._token, site, op_key or f"remove-site-{uuid.uuid4().hex}")))
@@ -252,6 +271,10 @@ class Client:
             ``{"killed": vm name, "site", "how"}``.
         """
         return dict(self._ask(KillInstance(self._token, app, instance)))
+
+
+_OPERATOR_REQUESTS = (RemoveSite, Sites, GetOperation)
+"""What an operator's node asks without a tenant token."""
 
 
 def _descriptor_text(descriptor: str | Path | Mapping[str, Any]) -> str:

@@ -1,8 +1,9 @@
 """An in-process Wind cluster: a controller and its agents in one process, for tests and embedding.
 
 Each part still runs on its own node and talks over ZeroMQ on 127.0.0.1 (CURVE on, with keys
-generated into a temporary directory), so it behaves as the multi-process system does; only
-the OS processes are saved. Example::
+generated into a temporary directory and each node given its own trust folder by role, see
+:mod:`wind_actors.keyring`), so it behaves as the multi-process system does; only the OS
+processes are saved. Example::
 
     from wind_actors.cluster import Cluster, SiteSpec
 
@@ -26,6 +27,7 @@ from wind_actors.agent import Agent
 from wind_actors.client import Client
 from wind_actors.config import AgentConfig, ControllerConfig, NodeConfig
 from wind_actors.controller import Controller
+from wind_actors.keyring import Keyring, role_of_name
 
 __all__ = ["Cluster", "SiteSpec", "ProcessCluster", "free_port"]
 
@@ -60,6 +62,8 @@ class Cluster:
         self.curve = curve
         self.tokens = tokens
         self.keys_dir = workdir / "keys"
+        self.keyring = Keyring(self.keys_dir)
+        self._planned = ["controller@local", "operator@ops", *(f"client@{t}" for t in tokens)]
         self.controller_node: Any = None
         self.controller: Controller | None = None
         self.agents: dict[str, Agent] = {}
@@ -69,8 +73,7 @@ class Cluster:
     @classmethod
     def start(cls, sites: list[SiteSpec], *, tenants: dict[str, str],
               workdir: str | Path | None = None, curve: bool = True, tick: float = 0.2,
-              site_timeout: float = 3.0, lost_site_grace: float = 30.0,
-              operators: tuple[str, ...] = ()) -> Cluster:
+              site_timeout: float = 3.0, lost_site_grace: float = 30.0) -> Cluster:
         """Start a controller and one agent per site, and wait until every site has reported.
 
         Args:
@@ -82,12 +85,11 @@ class Cluster:
             tick: the controller's reconciliation interval.
             site_timeout: seconds before a silent site is down.
             lost_site_grace: seconds a site stays down before its VMs move elsewhere (0: never).
-            operators: tenants that may also manage the pool (remove sites).
 
         Returns:
             The running cluster.
         """
-        from wind_actors.runtime import Node, generate_keys
+        from wind_actors.runtime import Node
 
         own = workdir is None
         path = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="wind-cluster-"))
@@ -95,16 +97,17 @@ class Cluster:
         try:
             names = ["controller@local", *(f"agent@{s.name}" for s in sites),
                      *(f"client@{t}" for t in tenants)]
+            cluster._planned = [*names, "operator@ops"]
             if curve:
                 for name in names:
-                    if not (cluster.keys_dir / f"{name}.key").exists():
-                        generate_keys(name, cluster.keys_dir)
+                    cluster.keyring.add(name)
+                cluster.keyring.publish()
             cnode = Node.start(cluster._node_config("controller@local"))
             cluster._nodes.append(cnode)
             cluster.controller_node = cnode
             cluster.controller = Controller.start(cnode, ControllerConfig(
                 store=str(path / "wind.db"), tenants=dict(tenants), tick=tick, site_timeout=site_timeout,
-                lost_site_grace=lost_site_grace, operators=tuple(operators)))
+                lost_site_grace=lost_site_grace))
             for spec in sites:
                 node = Node.start(cluster._node_config(f"agent@{spec.name}",
                                                        {"controller@local": cnode.address}))
@@ -123,26 +126,43 @@ class Cluster:
 
     def _node_config(self, name: str, peers: dict[str, str] | None = None) -> NodeConfig:
         if self.curve:
-            return NodeConfig(name=name, keys_dir=str(self.keys_dir), peers=dict(peers or {}))
-        return NodeConfig(name=name, insecure=True, peers=dict(peers or {}))
+            self.keyring.add(name)
+            self.keyring.publish()  # the controller's folder learns a node added later
+            return NodeConfig(name=name, keys_dir=str(self.keyring.trust_dir(name)), peers=dict(peers or {}))
+        # without CURVE nothing proves a role, so the insecure role table takes the names this
+        # cluster plans (fixed at start: later nodes are clients of its tenants or operator@ops)
+        roles = {n: ":".join(filter(None, role_of_name(n))) for n in self._planned}
+        return NodeConfig(name=name, insecure=True, peers=dict(peers or {}), roles=roles)
 
-    def client(self, tenant: str, *, token: str | None = None) -> Client:
+    def client(self, tenant: str, *, token: str | None = None, key_of: str | None = None) -> Client:
         """A client acting for ``tenant`` (with its token unless ``token`` is given); one node per
-        tenant, shared by the clients of that tenant, stopped with the cluster."""
+        tenant, shared by the clients of that tenant, stopped with the cluster.
+
+        Args:
+            tenant: the tenant.
+            token: another token to present (tests of stolen tokens).
+            key_of: run the client on the node (key) of this tenant instead of ``tenant``'s own.
+        """
+        client = Client(self._client_node(f"client@{key_of or tenant}"), "controller@local",
+                        token or self.tokens.get(tenant, ""), timeout=60.0)
+        self._clients.append(client)
+        return client
+
+    def operator(self, name: str = "ops") -> Client:
+        """A client on operator node ``operator@NAME`` (manages the pool: remove sites)."""
+        client = Client(self._client_node(f"operator@{name}"), "controller@local", "", timeout=60.0)
+        self._clients.append(client)
+        return client
+
+    def _client_node(self, name: str) -> Any:
         from wind_actors.runtime import Node
 
-        name = f"client@{tenant}"
         node = next((n for n in self._nodes if n.name == name), None)
         if node is None:
-            if self.curve and not (self.keys_dir / f"{name}.key").exists():
-                from wind_actors.runtime import generate_keys
-                generate_keys(name, self.keys_dir)
             node = Node.start(self._node_config(name, {"controller@local": self.controller_node.address}))
             self._nodes.append(node)
             node.connect("controller@local")
-        client = Client(node, "controller@local", token or self.tokens.get(tenant, ""), timeout=60.0)
-        self._clients.append(client)
-        return client
+        return node
 
     def stop(self) -> None:
         """Stop the agents, the controller and every node; remove a temporary workdir."""
@@ -178,6 +198,7 @@ class ProcessCluster:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.keys_dir = self.workdir / "keys"
+        self.keyring = Keyring(self.keys_dir)
         self.logs_dir = self.workdir / "logs"
         self.logs_dir.mkdir(exist_ok=True)
         self.python = python or sys.executable
@@ -187,12 +208,16 @@ class ProcessCluster:
     # -- configs ----------------------------------------------------------------------------------
 
     def ensure_keys(self, *names: str) -> None:
-        """Generate a CURVE key pair for each node name that has none yet."""
-        from wind_actors.runtime import generate_keys
-
+        """Generate a CURVE key pair for each node name that has none yet (its role from its
+        name: ``controller@``, ``agent@SITE``, ``client@TENANT``, ``operator@``), and bring every
+        node's trust folder up to date (:mod:`wind_actors.keyring`)."""
         for name in names:
-            if not (self.keys_dir / f"{name}.key").exists():
-                generate_keys(name, self.keys_dir)
+            self.keyring.add(name)
+        self.keyring.publish()
+
+    def trust_dir(self, name: str) -> Path:
+        """The trust folder (``keys_dir``) node ``name`` runs with."""
+        return self.keyring.trust_dir(name)
 
     def node_section(self, name: str, controller_port: int, *, controller: bool = False) -> str:
         """The ``[node]`` text of one node on 127.0.0.1 with this cluster's keys.
@@ -203,7 +228,9 @@ class ProcessCluster:
             controller: this is the controller: it binds that port and has no peers.
         """
         bind = controller_port if controller else 0
-        text = f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:{bind}"\nkeys_dir = "{self.keys_dir}"\n'
+        self.ensure_keys(name)
+        text = (f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:{bind}"\n'
+                f'keys_dir = "{self.trust_dir(name)}"\n')
         if controller:
             return text
         return text + f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{controller_port}"\n'

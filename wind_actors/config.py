@@ -14,6 +14,8 @@ Example::
     heartbeat_interval = 0.2             # LAN default; on a slow WAN try 1.0
     heartbeat_misses = 3                 # LAN default; on a slow WAN try 10-30
     max_frame_bytes = 1048576
+    # max_peers = 4096                   peers held at once (one socket, three fds each)
+    # forget_after = 60.0                seconds before a down, unused peer is forgotten
     # cpus = [0]                         pin the node to these CPUs (see wind_actors.affinity)
 
     [node.peers]
@@ -45,6 +47,15 @@ __all__ = ["NodeConfig", "WindConfig", "load_config", "parse_config", "SECTIONS"
 _ENDPOINT = re.compile(r"^(tcp://[^\s:]+:\d{1,5}|ipc://\S+|inproc://\S+)$")
 
 
+def _parse_role(text: str) -> tuple[str, str | None] | None:
+    role, _, scope = text.partition(":")
+    if role in ("peer", "controller", "operator") and not scope:
+        return role, None
+    if role in ("agent", "client") and scope and _NODE_NAME.match(f"x@{scope}"):
+        return role, scope
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class NodeConfig:
     """The ``[node]`` section: one Wind node's identity, address, keys and failure detection.
@@ -53,12 +64,20 @@ class NodeConfig:
         name: node name such as ``agent@site-a`` (letters, digits, ``_ . -``, one ``@``).
         bind: ZeroMQ endpoint to listen on, ``tcp://HOST:PORT`` (port 0 picks a free one).
         keys_dir: directory of trusted public keys; required unless ``insecure``.
-        secret_key_file: this node's ``.key_secret``; default ``keys_dir/NAME.key_secret``.
+        secret_key_file: this node's ``.key_secret``; default ``NAME.key_secret`` wherever it is
+            filed in ``keys_dir`` (at its top, or in its role's folder).
         insecure: plain TCP without CURVE (warned about at start). Default False.
         heartbeat_interval: seconds between heartbeats to each peer. Default 0.2.
         heartbeat_misses: silent intervals before a peer is declared down. Default 3.
         max_frame_bytes: largest frame sent or accepted. Default 1 MiB.
         peers: ``{node_name: endpoint}`` connected to at start and whenever needed.
+        roles: insecure only: ``{node_name: "ROLE[:SCOPE]"}`` (``agent:dc-1``, ``client:acme``),
+            the roles taken on trust from peers' names when there is no CURVE to prove them.
+        max_peers: most peers a node tracks and holds a socket for (each costs one socket and
+            three file descriptors); a new one beyond is refused, counted as ``peer_limit`` and
+            logged. Default 4096.
+        forget_after: seconds a peer stays known (pinged) while down and unused before it is
+            forgotten and its socket closed; peers in ``peers`` never are. Default 60.
         cpus: pin the node's process (every thread) to these CPUs when ``wind node``,
             ``wind agent`` or ``wind controller`` starts it; default: not pinned. On a
             VM, one CPU makes every actor hand-off cheaper (see :mod:`wind_actors.affinity`).
@@ -74,6 +93,9 @@ class NodeConfig:
     max_frame_bytes: int = 1 << 20
     peers: dict[str, str] = dataclasses.field(default_factory=dict)
     cpus: tuple[int, ...] | None = None
+    roles: dict[str, str] = dataclasses.field(default_factory=dict)
+    max_peers: int = 4096
+    forget_after: float = 60.0
 
     def __post_init__(self) -> None:
         s = "node"
@@ -116,6 +138,32 @@ class NodeConfig:
                     or len(set(cpus)) != len(cpus):
                 raise _fail(s, "cpus", cpus, "use a non-empty list of distinct CPU numbers, e.g. [0]")
             object.__setattr__(self, "cpus", tuple(cpus))
+        self._check_roles()
+        self._check_peer_limits()
+
+    def _check_peer_limits(self) -> None:
+        peers = self.max_peers
+        if isinstance(peers, bool) or not isinstance(peers, int) or not 1 <= peers <= 60000:
+            raise _fail("node", "max_peers", peers, "use an integer between 1 and 60000")
+        after = self.forget_after
+        if isinstance(after, bool) or not isinstance(after, (int, float)) or not 1 <= after <= 1e6:
+            raise _fail("node", "forget_after", after, "use seconds between 1 and 1000000")
+
+    def _check_roles(self) -> None:
+        if not isinstance(self.roles, dict):
+            raise _fail("node", "roles", self.roles, 'use a table of node_name = "ROLE[:SCOPE]"')
+        if self.roles and not self.insecure:
+            raise _fail("node", "roles", self.roles, "with CURVE a peer's role is the folder its key "
+                        "is filed in (keys_dir/controller, agent/SITE, client/TENANT, operator); "
+                        "[node.roles] is only for insecure = true")
+        for peer, role in self.roles.items():
+            if not isinstance(role, str) or _parse_role(role) is None:
+                raise _fail("node", f"roles.{peer}", role, "use peer, controller, operator, "
+                            "agent:SITE or client:TENANT")
+
+    def role_table(self) -> dict[str, tuple[str, str | None]]:
+        """``[node.roles]`` parsed: node name -> (role, scope)."""
+        return {peer: _parse_role(role) for peer, role in self.roles.items()}  # type: ignore[misc]
 
     @property
     def secret_key_path(self) -> Path | None:
@@ -124,7 +172,10 @@ class NodeConfig:
             return None
         if self.secret_key_file:
             return Path(self.secret_key_file)
-        return Path(self.keys_dir or ".") / f"{self.name}.key_secret"
+        from wind_actors.runtime._trust import find_key  # the layout files own keys by role too
+
+        found = find_key(self.keys_dir or ".", self.name, ".key_secret")
+        return found if found is not None else Path(self.keys_dir or ".") / f"{self.name}.key_secret"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> NodeConfig:

@@ -8,7 +8,7 @@
     ├── NotFound                    no such tenant/application/operation for this tenant
     ├── SiteInUse                   a site cannot be removed while VMs are placed on it (recoverable)
     ├── Unauthenticated             a tenant token is not in the config
-    ├── Forbidden                   a tenant asked for an operator's action (managing the pool)
+    ├── Forbidden                   the sender's role may not do this (a refused message, link, monitor)
     ├── StoreError                  the desired-state store failed (busy/locked: recoverable)
     ├── NodeError                   the node runtime (wind_actors.runtime) failed; carries node=
     │   ├── WireError               a frame or message cannot be encoded or decoded (.reason)
@@ -114,8 +114,9 @@ class Unauthenticated(WindError):
 
 
 class Forbidden(WindError):
-    """The tenant is known but may not do this: managing the shared pool (removing a site) is
-    for the tenants listed in ``[controller] operators``."""
+    """The sender is authenticated but its role may not do this: a message type its role may not
+    send, another tenant's token from a client's key, an operator's action (removing a site) from
+    a client. Nothing was changed."""
 
 
 class SiteInUse(WindError):

@@ -5,11 +5,16 @@ those, a dict of those, or a ref. Replies to asks are plain dicts; a refused req
 with :func:`error_reply` (``{"error": {"type", "message", ...}}``) rather than an exception, so
 structured detail (descriptor problems, placement explanations) reaches the client intact.
 
-Who sends what::
+Who sends what (each class's ``@allow`` is its permission rule; the runtime refuses, counts and
+logs any other sender before the message reaches an actor)::
 
-    client ──Deploy/Status/Undeploy/Sites/RemoveSite/GetOperation/KillInstance──▶ controller (ask)
-    agent  ──SiteReport (every report_interval), VMUpdates (batched)──▶ controller   (tell)
-    controller ──EnsureVMs/RemoveVMs/ListVMs/KillVM──▶ site@agent                  (ask)
+    client of T ──Deploy/Status/Undeploy/Sites/GetOperation/KillInstance──▶ controller   (ask)
+    operator    ──RemoveSite/Sites/GetOperation──▶ controller                          (ask)
+    agent of S  ──SiteReport, VMUpdates (naming site S only)──▶ controller              (tell)
+    controller  ──EnsureVMs/RemoveVMs/ListVMs/KillVM──▶ site.S@agent                   (ask)
+
+A client's token must also be its own tenant's: the controller refuses a token of another tenant
+from a client key (a stolen token is useless without that tenant's key).
 
 (The overlay's own messages, planner <-> agent, live in ``wind_actors.agent._overlay``.)
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wind_actors.runtime import RemoteRef, message
+from wind_actors.runtime import AGENT, CLIENT, CONTROLLER, OPERATOR, RemoteRef, allow, message
 
 __all__ = [
     "CONTROLLER_ACTOR", "site_actor_name", "vm_actor_name",
@@ -49,6 +54,7 @@ def vm_actor_name(vm: str) -> str:
 # -- agent -> controller ------------------------------------------------------------------------
 
 
+@allow(AGENT, scope_field="site")
 @message("wind.agent.site_report", version=1)
 @dataclass(frozen=True)
 class SiteReport:
@@ -72,6 +78,7 @@ class SiteReport:
     started_at: float
 
 
+@allow(AGENT, scope_field="site")
 @message("wind.agent.vm_updates", version=1)
 @dataclass(frozen=True)
 class VMUpdates:
@@ -90,6 +97,7 @@ class VMUpdates:
 # -- controller -> agent ------------------------------------------------------------------------
 
 
+@allow(CONTROLLER)
 @message("wind.agent.ensure_vms", version=1)
 @dataclass(frozen=True)
 class EnsureVMs:
@@ -105,6 +113,7 @@ class EnsureVMs:
     vms: tuple
 
 
+@allow(CONTROLLER)
 @message("wind.agent.remove_vms", version=1)
 @dataclass(frozen=True)
 class RemoveVMs:
@@ -116,6 +125,7 @@ class RemoveVMs:
     names: tuple
 
 
+@allow(CONTROLLER)
 @message("wind.agent.list_vms", version=1)
 @dataclass(frozen=True)
 class ListVMs:
@@ -124,6 +134,7 @@ class ListVMs:
     managed_only: bool = True
 
 
+@allow(CONTROLLER)
 @message("wind.agent.kill_vm", version=1)
 @dataclass(frozen=True)
 class KillVM:
@@ -139,6 +150,7 @@ class KillVM:
 # -- client -> controller -----------------------------------------------------------------------
 
 
+@allow(CLIENT)
 @message("wind.ctl.deploy", version=1)
 @dataclass(frozen=True)
 class Deploy:
@@ -158,6 +170,7 @@ class Deploy:
     op_key: str | None = None
 
 
+@allow(CLIENT)
 @message("wind.ctl.status", version=1)
 @dataclass(frozen=True)
 class Status:
@@ -171,6 +184,7 @@ class Status:
     app: str | None = None
 
 
+@allow(CLIENT)
 @message("wind.ctl.undeploy", version=1)
 @dataclass(frozen=True)
 class Undeploy:
@@ -184,6 +198,7 @@ class Undeploy:
     op_key: str | None = None
 
 
+@allow(CLIENT, OPERATOR)
 @message("wind.ctl.sites", version=1)
 @dataclass(frozen=True)
 class Sites:
@@ -192,6 +207,7 @@ class Sites:
     token: str = field(repr=False)
 
 
+@allow(OPERATOR)
 @message("wind.ctl.remove_site", version=1)
 @dataclass(frozen=True)
 class RemoveSite:
@@ -217,6 +233,7 @@ class RemoveSite:
     op_key: str | None = None
 
 
+@allow(CLIENT, OPERATOR)
 @message("wind.ctl.operation", version=1)
 @dataclass(frozen=True)
 class GetOperation:
@@ -227,6 +244,7 @@ class GetOperation:
     op: str
 
 
+@allow(CLIENT)
 @message("wind.ctl.kill_instance", version=1)
 @dataclass(frozen=True)
 class KillInstance:

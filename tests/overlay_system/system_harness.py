@@ -25,12 +25,14 @@ from typing import Any
 
 from overlay.testing import NamespaceLab
 from wind_actors import testing
-from wind_actors.runtime import generate_keys
+from wind_actors.keyring import Keyring
 
 WIND = [sys.executable, "-m", "wind_actors.cli.main"]
 WIND_DEVICE = re.compile(r"^w[bx]-[0-9a-f]{6}$")
 CLIENT_NAMES = 1  # every `wind` call is a new client process under the same node name
 TOKENS = {"acme": "acme-overlay-test-token-0001", "globex": "globex-overlay-test-token-0002"}
+OPERATOR = "operator"
+"""Pass as the tenant of :meth:`WindSystem.wind` to run the CLI as the operator node."""
 
 
 def free_port() -> int:
@@ -88,27 +90,30 @@ class WindSystem:
     def __init__(self, lab: NamespaceLab, workdir: Path, sites: tuple[str, ...] = ("a", "b", "c"),
                  report_interval: float = 0.5) -> None:
         self.lab, self.dir = lab, workdir
-        self.keys = workdir / "keys"
+        self.keyring = Keyring(workdir / "keys")
         self.sites = sites
         self.controller_port = free_port()
         self.agents: dict[str, Process] = {}
         self.underlay: dict[str, str] = {}
         self._calls = 0
-        names = ["controller@hq", *(f"agent@{s}" for s in sites),
-                 *(f"c{i}@{t}" for t in TOKENS for i in range(CLIENT_NAMES))]
-        for name in names:
-            generate_keys(name, self.keys)
+        for name in ["controller@hq", "operator@hq", *(f"agent@{s}" for s in sites)]:
+            self.keyring.add(name)
+        for tenant in TOKENS:
+            for i in range(CLIENT_NAMES):
+                self.keyring.add(f"c{i}@{tenant}", "client", tenant)
+        self.keyring.publish()
         peers = f'[node.peers]\n"controller@hq" = "tcp://127.0.0.1:{self.controller_port}"\n'
         (workdir / "controller.toml").write_text(
             f'[node]\nname = "controller@hq"\nbind = "tcp://127.0.0.1:{self.controller_port}"\n'
-            f'keys_dir = "keys"\n\n[controller]\nstore = "wind.db"\nsite_timeout = 3.0\ntick = 0.2\n'
-            'operators = ["acme"]\n'
+            f'keys_dir = "{self.keyring.trust_dir("controller@hq")}"\n\n[controller]\nstore = "wind.db"\n'
+            'site_timeout = 3.0\ntick = 0.2\n'
             "[controller.tenants]\n" + "".join(f'{t} = "{tok}"\n' for t, tok in TOKENS.items()))
         self._peers = peers
         for site in sites:
             self.underlay[site] = lab.add_site(site).underlay_ip
             (workdir / f"agent-{site}.toml").write_text(
-                f'[node]\nname = "agent@{site}"\nbind = "tcp://127.0.0.1:0"\nkeys_dir = "keys"\n{peers}\n'
+                f'[node]\nname = "agent@{site}"\nbind = "tcp://127.0.0.1:0"\n'
+                f'keys_dir = "{self.keyring.trust_dir(f"agent@{site}")}"\n{peers}\n'
                 f'[agent]\nsite = "{site}"\ncontroller = "controller@hq"\ndriver = "sim"\n'
                 f"report_interval = {report_interval}\n"
                 f'underlay_ip = "{self.underlay[site]}"\noverlay_netns = "{lab.site_netns(site)}"\n'
@@ -140,12 +145,14 @@ class WindSystem:
     # -- the CLI, as a tenant ---------------------------------------------------------------------------
 
     def client_config(self, tenant: str) -> Path:
-        """A client config for ``tenant``."""
+        """A client config for ``tenant``, or for the operator when ``tenant`` is ``operator``."""
         self._calls += 1
-        name = f"c{self._calls % CLIENT_NAMES}@{tenant}"
+        name = "operator@hq" if tenant == OPERATOR else f"c{self._calls % CLIENT_NAMES}@{tenant}"
+        token = "" if tenant == OPERATOR else f'token = "{TOKENS[tenant]}"\n'
         path = self.dir / f"client-{tenant}-{self._calls}.toml"
-        path.write_text(f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:0"\nkeys_dir = "keys"\n{self._peers}\n'
-                        f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKENS[tenant]}"\ntimeout = 30.0\n')
+        path.write_text(f'[node]\nname = "{name}"\nbind = "tcp://127.0.0.1:0"\n'
+                        f'keys_dir = "{self.keyring.trust_dir(name)}"\n{self._peers}\n'
+                        f'[client]\ncontroller = "controller@hq"\n{token}timeout = 30.0\n')
         return path
 
     def run_wind(self, tenant: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -65,9 +65,9 @@ def test_removing_a_site_with_vms_is_refused_and_changes_nothing(system):
     wait_for(lambda: ("00:00:00:00:00:00", system.underlay["c"]) in system.fdb("a", vxlan), 10, "a floods to c")
     fdb_a = system.fdb("a", vxlan)
 
-    refused = system.run_wind("acme", "sites", "remove", "c")
+    refused = system.run_wind("operator", "sites", "remove", "c")
     assert refused.returncode == 1
-    assert "site 'c' cannot be removed" in refused.stderr and "'held'" in refused.stderr
+    assert "site 'c' cannot be removed" in refused.stderr and "acme/held" in refused.stderr
     assert "Nothing was changed" in refused.stderr
     assert site_names(system) == ["a", "b", "c"]
     assert system.wind_devices("c") == devices_c  # same devices, same ifindexes
@@ -88,14 +88,14 @@ def test_removing_an_empty_site_tears_down_its_wind_devices_and_keeps_it_out(sys
     system.lab.run(ns_c, ["ip", "link", "add", "keep0", "type", "bridge"])
     assert {"wb-0abc01", "wx-0abc01"} <= set(system.wind_devices("c"))
 
-    removed = system.wind("acme", "sites", "remove", "c")
+    removed = system.wind("operator", "sites", "remove", "c")
     assert removed["state"] == "removed" and removed["agent"] == "notified"
     assert site_names(system) == ["a", "b"]
     wait_for(lambda: not system.wind_devices("c"), 10, "every Wind device at c to go")
     assert "keep0" in system.lab.run(ns_c, ["ip", "-o", "link", "show"]).stdout
     store = Store(system.dir / "wind.db")
     try:
-        wait_for(lambda: (store.get_operation("acme", removed["op"]).detail or {}).get("teardown") == "confirmed",
+        wait_for(lambda: (store.get_operation("@operators", removed["op"]).detail or {}).get("teardown") == "confirmed",
                  10, "the agent to confirm the teardown")
     finally:
         store.close()
@@ -121,14 +121,14 @@ def test_removing_an_empty_site_tears_down_its_wind_devices_and_keeps_it_out(sys
              "the restarted controller to hear from the removed agent")
     wait_for(lambda: site_names(system) == ["a", "b"], 10, "the pool after the restart")
     assert site_names(system) == ["a", "b"] and not system.wind_devices("c")
-    again = system.wind("acme", "sites", "remove", "c")
+    again = system.wind("operator", "sites", "remove", "c")
     assert again["state"] == "removed" and again["agent"] == "unchanged"
     system.wind("acme", "app", "undeploy", "after")
 
 
 def test_a_restarted_agent_of_a_removed_site_rejoins_as_a_new_empty_site(system):
     if "c" in site_names(system):
-        system.wind("acme", "sites", "remove", "c")
+        system.wind("operator", "sites", "remove", "c")
     system.restart_agent("c").wait_ready()
     wait_for(lambda: site_names(system) == ["a", "b", "c"], 15, "c to rejoin")
     system.deploy("acme", "rejoined", app_yaml("rejoined", "10.83.0.0/24", count=3))

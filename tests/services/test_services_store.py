@@ -15,6 +15,7 @@ from wind_actors.errors import ConfigError, NotFound, StoreError
 from wind_actors.services import (
     DesiredVM, ObservedVM, Store, VMRecord, load_descriptor, reconcile, schedule, vm_name,
 )
+from wind_actors.services._store import CRASH_AT_ENV
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -161,3 +162,109 @@ def test_after_a_restart_the_stored_placement_lets_reconcile_adopt_and_start_onl
     assert [a.name for a in result.start] == [records[0].name]
     assert sorted(a.name for a in result.adopt) == sorted(r.name for r in records[1:])
     assert not (result.place or result.stop or result.lost)
+
+
+# -- controller operations are one transaction each (issue "crash windows and restart policies") --
+
+
+def test_a_deploy_stores_its_operation_with_its_application_and_a_retry_reuses_the_operation(store):
+    op = store.begin_deploy("acme", "web", {"d": 1}, {"slots": []}, vms_for("acme", "web", 2), key="k-1",
+                            detail={"total": 2, "running": 0})
+    assert (op.kind, op.app, op.state, op.key) == ("deploy", "web", "running", "k-1")
+    assert store.get_application("acme", "web").state == "deploying"
+    assert len(store.vms("acme", "web")) == 2
+    again = store.begin_deploy("acme", "web", {"d": 1}, {"slots": []}, vms_for("acme", "web", 3), key="k-1",
+                               detail={"total": 3, "running": 0})
+    assert again.id == op.id and again.detail == {"total": 3, "running": 0}
+    assert len(store.vms("acme", "web")) == 3 and store.operation_by_key("acme", "k-1").id == op.id
+
+
+def test_a_deploy_that_fails_after_its_operation_row_leaves_neither_operation_nor_application(store):
+    wrong = [VMRecord("acme.other.w-0", "acme", "other", "w-0", "w")]  # refused by put_application
+    with pytest.raises(ValueError, match="belongs to"):
+        store.begin_deploy("acme", "web", {}, None, wrong, key="k-2")
+    assert store.operation_by_key("acme", "k-2") is None
+    assert store.operations("acme") == [] and store.list_applications("acme") == []
+
+
+def test_an_undeploy_stores_its_operation_with_the_state_change_and_a_missing_app_writes_nothing(store):
+    store.put_application("acme", "web", {}, None, vms_for("acme", "web", 1), state="running")
+    op = store.begin_undeploy("acme", "web", key="u-1", detail={"total": 1, "removed": 0})
+    assert (op.kind, op.state) == ("undeploy", "running")
+    assert store.get_application("acme", "web").state == "undeploying"
+    with pytest.raises(NotFound):
+        store.begin_undeploy("acme", "nothing", key="u-2")
+    assert store.operation_by_key("acme", "u-2") is None
+
+
+def test_finishing_marks_the_operation_done_together_with_the_application(store):
+    store.put_application("acme", "web", {}, None, vms_for("acme", "web", 1))
+    deploy = store.begin_operation("acme", "deploy", "web")
+    store.finish_deploy("acme", "web", deploy.id, {"total": 1, "running": 1})
+    assert store.get_operation("acme", deploy.id).state == "done"
+    assert store.get_application("acme", "web").state == "running"
+    undeploy = store.begin_undeploy("acme", "web")
+    store.finish_undeploy("acme", "web", undeploy.id, {"total": 1, "removed": 1})
+    assert store.get_operation("acme", undeploy.id).state == "done"
+    assert store.list_applications("acme") == [] and store.vms("acme") == []
+
+
+def test_a_nested_transaction_is_a_savepoint_undone_alone(store):
+    with store.transaction():
+        store.ensure_tenant("kept")
+        with pytest.raises(ValueError):
+            with store.transaction():
+                store.ensure_tenant("undone")
+                raise ValueError("inner block fails")
+        store.ensure_tenant("also-kept")
+    assert store.tenants() == ["also-kept", "kept"]
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.ensure_tenant("outer-undone")
+            raise RuntimeError("outer block fails")
+    assert "outer-undone" not in store.tenants()
+
+
+def test_an_unknown_fault_injection_crash_point_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(CRASH_AT_ENV, "somewhere_else")
+    with pytest.raises(ConfigError, match="not a crash point"):
+        Store(tmp_path / "w.db")
+
+
+CRASHER = textwrap.dedent("""
+    import sys
+    from wind_actors.services import Store, VMRecord
+    store = Store(sys.argv[1])
+    store.put_application("t", "up", {}, None, [VMRecord("t.up.w-0", "t", "up", "w-0", "w")], state="running")
+    vms = [VMRecord(f"t.app.w-{i}", "t", "app", f"w-{i}", "w", "a", "h0") for i in range(3)]
+    print("ready", flush=True)
+    if sys.argv[2] == "deploy":
+        store.begin_deploy("t", "app", {"n": 1}, None, vms, key="k")
+    else:
+        store.begin_undeploy("t", "up", key="k")
+    print("survived", flush=True)
+""")
+
+
+@pytest.mark.parametrize("point, kind, written", [
+    ("deploy.after_operation", "deploy", False), ("deploy.after_commit", "deploy", True),
+    ("undeploy.after_operation", "undeploy", False), ("undeploy.after_commit", "undeploy", True),
+], ids=["deploy-inside-its-transaction", "deploy-after-its-commit", "undeploy-inside-its-transaction",
+        "undeploy-after-its-commit"])
+def test_a_process_killed_at_a_crash_point_leaves_the_whole_operation_or_none_of_it(tmp_path, point, kind,
+                                                                                     written):
+    """The fault-injection hook ``WIND_FAULT_CRASH_AT`` (services._store.CRASH_POINTS) SIGKILLs the
+    writer at the named point: between the operation row and the rest, or just after the commit."""
+    path = tmp_path / "wind.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), CRASH_AT_ENV: point}
+    done = subprocess.run([sys.executable, "-c", CRASHER, str(path), kind], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=60)
+    assert done.returncode == -signal.SIGKILL and done.stdout.split() == ["ready"], done.stderr
+    with Store(path) as store:
+        op = store.operation_by_key("t", "k")
+        assert (op is not None) == written
+        if kind == "deploy":
+            assert [a.name for a in store.list_applications("t")] == (["app", "up"] if written else ["up"])
+            assert len(store.vms("t", "app")) == (3 if written else 0)
+        else:
+            assert store.get_application("t", "up").state == ("undeploying" if written else "running")

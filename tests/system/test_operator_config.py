@@ -1,4 +1,4 @@
-"""The ``[controller] operators`` setting: only known tenants can be operators."""
+"""Operators come from the trust configuration, not from tenants: the wave-1 setting is refused."""
 
 from __future__ import annotations
 
@@ -10,17 +10,12 @@ from wind_actors.errors import ConfigError
 TENANTS = {"acme": "acme-token-0123456789", "ops": "ops-token-0123456789"}
 
 
-def test_operators_default_to_nobody():
-    assert ControllerConfig(store="x.db", tenants=TENANTS).operators == ()
+def test_a_controller_config_has_no_operator_tenants_any_more():
+    assert not hasattr(ControllerConfig(store="x.db", tenants=TENANTS), "operators")
 
 
-def test_operators_read_from_toml_lists_become_a_tuple_of_tenant_names():
-    config = ControllerConfig.from_dict({"store": "x.db", "tenants": TENANTS, "operators": ["ops"]})
-    assert config.operators == ("ops",)
-
-
-def test_an_operator_that_is_not_a_tenant_is_rejected_naming_the_field_and_the_tenants():
+def test_the_old_operators_setting_is_refused_saying_where_operator_keys_go_now():
     with pytest.raises(ConfigError) as rejected:
-        ControllerConfig(store="x.db", tenants=TENANTS, operators=("root",))
+        ControllerConfig.from_dict({"store": "x.db", "tenants": TENANTS, "operators": ["ops"]})
     text = str(rejected.value)
-    assert "operators" in text and "acme, ops" in text
+    assert "operators" in text and "keys_dir/operator/" in text and "--role operator" in text

@@ -20,6 +20,7 @@ from typing import Any
 import pykka
 import structlog
 
+import supervisors
 from drivers import DriverActor
 from drivers._actor import driver_factory
 from drivers._hub import Subscribers
@@ -155,13 +156,31 @@ def _serve(node_config: NodeConfig, start: Any, ready: threading.Event | None,
             signal.signal(sig, lambda *_: stop.set())
     pin_node(node_config)
     node = Node.start(node_config)
+    gave_up: list[Any] = []
     try:
         service = start(node)
+        supervisors.monitor(service.supervisor, lambda down: _root_down(down, stop, gave_up))
         print(f"ready {node.name} {node.address}", flush=True)
         if ready is not None:
             ready.set()
         stop.wait()
-        service.stop()
+        if not gave_up:
+            service.stop()
     finally:
         node.stop()
-    return 0
+    return EXIT_ROOT_GAVE_UP if gave_up else 0
+
+
+EXIT_ROOT_GAVE_UP = 70
+"""Exit code of ``wind agent`` / ``wind controller`` when the root supervisor gave up (EX_SOFTWARE):
+a process with no tree left must not live on deaf, so systemd or a harness restarts it."""
+
+
+def _root_down(down: Any, stop: threading.Event, gave_up: list[Any]) -> None:
+    """The root supervisor ended; unless we are stopping it, it gave up (intensity exceeded)."""
+    if stop.is_set():
+        return
+    gave_up.append(down.reason)
+    _log.error("root_supervisor.gave_up", reason=supervisors.describe(down.reason),
+               exit_code=EXIT_ROOT_GAVE_UP, hint="restart intensity exceeded; see the crashes above")
+    stop.set()

@@ -10,10 +10,11 @@ interrupted). It tells the planner an :class:`OverlayReport` when it starts, aft
 every ``REPORT_INTERVAL`` seconds; a report that shows the agent behind (lost push, restart, a
 diff it could not apply) makes the planner send the full state.
 
-The planner also hands every agent the other agents' node addresses (:class:`OverlayPeers`);
-the agent connects to them so its node's heartbeats measure the round-trip time to every other
-site, which the site reports carry into the pool's RTT matrix (the scheduler's
-``max_latency_ms``).
+The planner also hands every agent the node addresses of a bounded set of other agents
+(:class:`OverlayPeers`; the sites it shares tenant networks with first, see
+``wind_actors.controller._probes``), never every agent's; the agent connects to them so its
+node's heartbeats measure those round-trip times, which the site reports carry into the pool's
+RTT matrix (the scheduler's ``max_latency_ms``).
 
 Config (``[agent]``): ``underlay_ip`` (this site's VTEP address; without it the site takes no
 part in the overlay but still joins the RTT mesh) and ``overlay_netns`` (a named network
@@ -36,7 +37,7 @@ from overlay import apply as apply_diff
 from overlay.errors import OverlayError
 from supervisors import WatchedActor
 from wind_actors.errors import WindError
-from wind_actors.runtime import RemoteRef, message
+from wind_actors.runtime import AGENT, CONTROLLER, SYSTEM, RemoteRef, allow, message
 
 from ._ticker import Ticker
 
@@ -62,6 +63,7 @@ def overlay_actor_name(site: str) -> str:
 # -- wire messages ---------------------------------------------------------------------------------
 
 
+@allow(AGENT, scope_field="site")
 @message("wind.overlay.report", version=1)
 @dataclass(frozen=True)
 class OverlayReport:
@@ -94,6 +96,7 @@ class OverlayReport:
     started_at: float | None = None
 
 
+@allow(CONTROLLER)
 @message("wind.overlay.push", version=1)
 @dataclass(frozen=True)
 class OverlayPush:
@@ -114,10 +117,11 @@ class OverlayPush:
     change: dict
 
 
+@allow(CONTROLLER)
 @message("wind.overlay.peers", version=1)
 @dataclass(frozen=True)
 class OverlayPeers:
-    """Planner -> agent: the other agents' nodes, ``{node name: endpoint}`` (for the RTT mesh)."""
+    """Planner -> agent: the agents it probes for RTTs, ``{node name: endpoint}`` (a bounded set)."""
 
     peers: dict
 
@@ -229,7 +233,7 @@ class OverlayActor(WatchedActor):
         """
         if self.underlay_ip is not None:
             self._realizer = Realizer(self.netns)
-        self._me = self.node.register(overlay_actor_name(self.site), self.actor_ref)
+        self._me = self.node.register(overlay_actor_name(self.site), self.actor_ref, access=SYSTEM)
         self._ticker = Ticker(self.actor_ref, REPORT_INTERVAL, _Tick(), name=f"wind-overlay-{self.site}")
         _log.info("overlay.agent_started", site=self.site, underlay_ip=self.underlay_ip, netns=self.netns)
         self._report()

@@ -8,14 +8,17 @@ whether a stopped VM is brought back, on the agent (VM actors) and on the contro
 
 from __future__ import annotations
 
-__all__ = ["RESTART_TYPES", "ACTIVE", "restart_type", "restart_wanted", "converge_action",
-           "classify_stop"]
+__all__ = ["RESTART_TYPES", "ACTIVE", "FAILURES", "restart_type", "restart_wanted", "converge_action",
+           "stopped_state", "classify_stop"]
 
 #: Descriptor restart policy -> the VM actor's supervisor restart type.
 RESTART_TYPES = {"always": "permanent", "on-failure": "transient", "never": "temporary"}
 
 #: Driver states in which a VM holds resources and needs nothing from us.
 ACTIVE = frozenset({"running", "paused", "pending", "migrating"})
+
+#: How an unexpected stop is classified when it was a failure (:func:`classify_stop`).
+FAILURES = frozenset({"crashed", "removed"})
 
 
 def restart_type(policy: str) -> str:
@@ -46,7 +49,8 @@ def restart_wanted(policy: str, state: str) -> bool:
     return False
 
 
-def converge_action(observed: str | None, policy: str, *, first: bool) -> str:
+def converge_action(observed: str | None, policy: str, *, first: bool,
+                    failed_as: str | None = None) -> str:
     """What a (re)started VM actor does, given what the hypervisor says about its VM.
 
     Args:
@@ -54,6 +58,8 @@ def converge_action(observed: str | None, policy: str, *, first: bool) -> str:
         policy: the restart policy.
         first: True for the first incarnation (a fresh deploy or an adoption); then a missing
             VM is created whatever the policy.
+        failed_as: how the previous incarnation classified the stop it failed on (see
+            :func:`stopped_state`), or None if it did not fail on one.
 
     Returns:
         ``define_start`` (create and boot), ``start`` (boot the defined VM), ``watch`` (it runs:
@@ -63,7 +69,27 @@ def converge_action(observed: str | None, policy: str, *, first: bool) -> str:
         return "define_start" if first or restart_wanted(policy, "missing") else "hold"
     if observed in ACTIVE or observed == "unknown":
         return "watch"
-    return "start" if restart_wanted(policy, observed) else "hold"
+    return "start" if restart_wanted(policy, stopped_state(observed, failed_as)) else "hold"
+
+
+def stopped_state(observed: str, failed_as: str | None) -> str:
+    """The state a stopped VM counts as for its restart policy.
+
+    Drivers report a VM destroyed behind Wind's back as ``shutoff``, like a clean power-off
+    (libvirt maps both to SHUTOFF, a cloud cannot tell them apart). The VM actor that saw the stop
+    happen classified it from its event (:func:`classify_stop`); when it failed on a failure, its
+    successor is told (``failed_as``) and the VM counts as ``crashed``, whatever the driver says.
+
+    Args:
+        observed: the driver state value of a VM that is not active.
+        failed_as: the previous incarnation's classification, or None.
+
+    Returns:
+        ``crashed`` for a stopped VM whose stop was a failure, else ``observed``.
+    """
+    if failed_as in FAILURES and observed in ("shutoff", "crashed"):
+        return "crashed"
+    return observed
 
 
 def classify_stop(kind: str, detail: str) -> str:

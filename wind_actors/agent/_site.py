@@ -22,6 +22,7 @@ from wind_actors.config import AgentConfig
 from wind_actors.errors import WindError
 from wind_actors.protocol import (CONTROLLER_ACTOR, EnsureVMs, KillVM, ListVMs, RemoveVMs,
                                   SiteReport, VMUpdates, site_actor_name)
+from wind_actors.runtime import SYSTEM
 from wind_actors.services import Host
 from wind_actors.services import SiteReport as PoolReport
 
@@ -117,7 +118,7 @@ class SiteActor(WatchedActor):
     def on_start(self) -> None:
         """Register, adopt the Wind VMs already in the hypervisor, start reporting."""
         self.ctx.set_site(self.actor_ref)
-        self._me = self.ctx.node.register(site_actor_name(self.config.site), self.actor_ref)
+        self._me = self.ctx.node.register(site_actor_name(self.config.site), self.actor_ref, access=SYSTEM)
         inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
         self._adopt(inventory)
         self._ticker = Ticker(self.actor_ref, FLUSH_INTERVAL, _Tick(), name=f"wind-site-{self.config.site}")

@@ -6,10 +6,17 @@ its back) and the restart policy wants it back, the actor *fails* with
 ``on-failure``, temporary for ``never``) restarts it, and the new incarnation brings the VM back
 when it starts. When the policy says to leave it stopped, the actor stays, holding the VM's state
 for reports, so nothing loops.
+
+The new incarnation reads the VM's state from the driver, and a driver may report a VM destroyed
+behind Wind's back as ``shutoff`` (libvirt does), as if it had powered off cleanly, which
+``on-failure`` leaves alone. So the failing incarnation records how it classified the stop
+(:class:`_Failures`) and its successor counts the VM as crashed (``_policy.stopped_state``).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +28,7 @@ from drivers.errors import DriverError, VMNotFound
 from supervisors import WatchedActor
 from wind_actors.errors import VMCrashed
 from wind_actors.protocol import vm_actor_name
+from wind_actors.runtime import SYSTEM
 
 from ._context import SiteContext, VMChanged
 from ._policy import ACTIVE, classify_stop, converge_action, restart_wanted
@@ -41,6 +49,38 @@ class _Converge:
 @dataclass(frozen=True)
 class Teardown:
     """Asked by the site actor before removing this VM: destroy and undefine it, expectedly."""
+
+
+class _Failures:
+    """How each VM's failed actor classified the stop it failed on, kept for its successor.
+
+    A supervisor restarts a VM actor with the arguments it first started it with, so nothing
+    carries the reason across; this does, per agent (keyed weakly by its :class:`SiteContext`,
+    which outlives every VM actor and dies with the agent). Thread-safe: VM actors of one agent
+    run on their own threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_ctx: weakref.WeakKeyDictionary[SiteContext, dict[str, str]] = weakref.WeakKeyDictionary()
+
+    def note(self, ctx: SiteContext, vm: str, state: str) -> None:
+        """Record that ``vm``'s actor fails because its VM stopped in ``state`` unexpectedly."""
+        with self._lock:
+            self._by_ctx.setdefault(ctx, {})[vm] = state
+
+    def get(self, ctx: SiteContext, vm: str) -> str | None:
+        """Returns: the state recorded for ``vm``, or None."""
+        with self._lock:
+            return self._by_ctx.get(ctx, {}).get(vm)
+
+    def forget(self, ctx: SiteContext, vm: str) -> None:
+        """Drop ``vm``'s record (it was acted on, or the VM is removed)."""
+        with self._lock:
+            self._by_ctx.get(ctx, {}).pop(vm, None)
+
+
+_FAILURES = _Failures()
 
 
 class VMActor(WatchedActor):
@@ -75,7 +115,7 @@ class VMActor(WatchedActor):
 
     def on_start(self) -> None:
         self.restarts = self.ctx.add_vm(self.name, self.actor_ref)
-        self.ctx.node.register(vm_actor_name(self.name), self.actor_ref)
+        self.ctx.node.register(vm_actor_name(self.name), self.actor_ref, access=SYSTEM)
         self.actor_ref.tell(_Converge())
 
     def on_stop(self) -> None:
@@ -125,10 +165,13 @@ class VMActor(WatchedActor):
             return None
 
     def _converge(self) -> None:
+        # Only a restarted incarnation inherits a failure; a first one (a deploy, an adoption
+        # after an agent restart) has only the driver's word for how its VM stopped.
+        failed_as = _FAILURES.get(self.ctx, self.name) if self.restarts else None
         try:
             info = self._info()
             observed = info.state.value if info is not None else None
-            action = converge_action(observed, self.restart, first=self.restarts == 0)
+            action = converge_action(observed, self.restart, first=self.restarts == 0, failed_as=failed_as)
             if action == "define_start":
                 self._call("define", self.spec)
                 self._call("start_vm", self.name)
@@ -144,6 +187,7 @@ class VMActor(WatchedActor):
             _log.error("vm.failed", vm=self.name, site=self.ctx.site, error=str(exc))
             self._report("failed", str(exc))
             return
+        _FAILURES.forget(self.ctx, self.name)  # acted on; a later failure records itself again
         verb = {"define_start": "created", "start": "restarted", "watch": "adopted",
                 "hold": "left stopped"}[action]
         _log.info(f"vm.{verb.replace(' ', '_')}", vm=self.name, site=self.ctx.site, state=state,
@@ -172,6 +216,7 @@ class VMActor(WatchedActor):
                      detail=event.detail, restart=self.restart)
         self._report(state, event.detail or kind.value)
         if restart_wanted(self.restart, state):
+            _FAILURES.note(self.ctx, self.name, state)  # the successor may find it only "shutoff"
             raise VMCrashed(f"VM {self.name} {state} ({event.detail or kind.value}) at site "
                             f"{self.ctx.site}; restart policy {self.restart} brings it back",
                             vm=self.name, site=self.ctx.site)
@@ -188,5 +233,6 @@ class VMActor(WatchedActor):
             except VMNotFound:
                 pass
         self.ctx.drop_vm(self.name, self.actor_ref, forget=True)
+        _FAILURES.forget(self.ctx, self.name)
         self._report("removed")
         return {"removed": self.name, "existed": info is not None}

@@ -77,13 +77,28 @@ class AppActor(WatchedActor):
     # -- hooks ------------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        """Load the application; one found ``undeploying`` resumes its undeploy on the first
+        ``Reconcile`` (a controller killed mid-undeploy finishes it after its restart).
+
+        Runs on this actor's thread; if it raises (the application is gone), the actor fails.
+        """
         record = self.store.get_application(self.tenant, self.app)
         self.descriptor = parse_descriptor(record.descriptor, allow_unsupported=True)
         if record.state == "undeploying":
-            ops = [o for o in self.store.operations(self.tenant, self.app)
-                   if o.kind == "undeploy" and o.state == "running"]
-            self._undeploy_op = ops[-1].id if ops else None
-        _log.info("app.started", tenant=self.tenant, app=self.app, state=record.state)
+            self._undeploy_op = self._undeploy_to_resume()
+        _log.info("app.started", tenant=self.tenant, app=self.app, state=record.state,
+                  resumes_undeploy=self._undeploy_op)
+
+    def _undeploy_to_resume(self) -> str:
+        """The operation of the undeploy under way: the latest running one, else the latest one,
+        else a new one (an undeploying application must never go back to being reconciled)."""
+        ops = [o for o in self.store.operations(self.tenant, self.app) if o.kind == "undeploy"]
+        running = [o for o in ops if o.state == "running"]
+        if running or ops:
+            return (running or ops)[-1].id
+        total = len(self.store.vms(self.tenant, self.app))
+        return self.store.begin_operation(self.tenant, "undeploy", self.app,
+                                          detail={"total": total, "removed": 0}).id
 
     def on_stop(self) -> None:
         for mid in self._monitors.values():
@@ -166,17 +181,19 @@ class AppActor(WatchedActor):
             self.store.update_vms(changed)
             self._last_states.update(states)
         running = sum(1 for s in states.values() if s in ALIVE)
-        app = self.store.get_application(self.tenant, self.app)
+        complete = running == len(records)
         ops = [o for o in self.store.operations(self.tenant, self.app) if o.kind == "deploy"]
         op = ops[-1] if ops else None
         if op is not None and op.state == "running":
             detail = {"total": len(records), "running": running}
-            if running == len(records):
-                self.store.update_operation(op.id, "done", detail)
+            if complete:
+                # One transaction: the operation is done exactly when the application runs.
+                self.store.finish_deploy(self.tenant, self.app, op.id, detail)
                 _log.info("app.deployed", tenant=self.tenant, app=self.app, vms=running, op=op.id)
-            elif op.detail != detail:
+                return
+            if op.detail != detail:
                 self.store.update_operation(op.id, "running", detail)
-        if app.state == "deploying" and running == len(records):
+        if complete and self.store.get_application(self.tenant, self.app).state == "deploying":
             self.store.set_application_state(self.tenant, self.app, "running")
 
     # -- undeploying -----------------------------------------------------------------------------
@@ -213,8 +230,9 @@ class AppActor(WatchedActor):
                                                         "waiting_for_sites": sorted(set(waiting)),
                                                         "failed": failed})
             return  # tried again on the next tick
-        self.store.delete_application(self.tenant, self.app)
-        self.store.update_operation(op, "done", {"total": total, "removed": total})
+        # One transaction: a crash leaves the application with its running operation (resumed
+        # after the restart), never a deleted application whose operation runs forever.
+        self.store.finish_undeploy(self.tenant, self.app, op, {"total": total, "removed": total})
         _log.info("app.undeployed", tenant=self.tenant, app=self.app, vms=total, op=op)
         self.stop_with("normal")
 

@@ -23,6 +23,7 @@ from wind_actors.agent._overlay import OVERLAY_PLANNER
 from wind_actors.errors import DescriptorInvalid, Forbidden, NotFound, WindError
 from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveSite, RemoveVMs,
                                   SiteReport, Sites, Status, Undeploy, VMUpdates, error_reply)
+from wind_actors.runtime import CLIENT, OPERATOR, identity_of
 from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Tenants, TenantView,
                                   VMRecord, parse_descriptor, vm_name)
 
@@ -39,6 +40,9 @@ _log = structlog.get_logger("wind.controller")
 
 #: Ticks between sweeps for Wind VMs that no stored application wants.
 ORPHAN_SWEEP_TICKS = 20
+
+#: The pseudo-tenant under which operators' operations (site removals) are recorded.
+OPERATORS = "@operators"
 
 
 @dataclass(frozen=True)
@@ -70,16 +74,14 @@ class ControllerActor(WatchedActor):
         site_timeout: seconds without a report before a site is down.
         lost_site_grace: seconds a site stays down before its VMs move to other sites (0: never).
         removed: the removed sites, shared with the overlay planner (default: read from ``store``).
-        operators: the tenants that may also manage the pool (remove sites).
     """
 
     use_daemon_thread = True
 
     def __init__(self, node: Any, store: Store, tenants: Tenants, app_sup: Any, *,
                  site_timeout: float = 5.0, removed: RemovedSites | None = None,
-                 lost_site_grace: float = 30.0, operators: tuple[str, ...] = ()) -> None:
+                 lost_site_grace: float = 30.0) -> None:
         super().__init__()
-        self.operators = frozenset(operators)
         self.node, self.store, self.tenants, self.app_sup = node, store, tenants, app_sup
         self.site_timeout = site_timeout
         self.removed = removed if removed is not None else RemovedSites(store)
@@ -102,10 +104,8 @@ class ControllerActor(WatchedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
             return self._tick()
-        if isinstance(message, SiteReport):
-            return self._on_report(message)
-        if isinstance(message, VMUpdates):
-            return self._on_updates(message)
+        if isinstance(message, (SiteReport, VMUpdates)):
+            return self._on_site_message(message)
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return None
@@ -115,6 +115,27 @@ class ControllerActor(WatchedActor):
             return error_reply(exc)
 
     # -- sites ------------------------------------------------------------------------------------
+
+    def _on_site_message(self, msg: SiteReport | VMUpdates) -> None:
+        """A report or VM updates from an agent (a tell: bad content is dropped, never a crash).
+
+        The runtime already checked that an agent of that very site sent it; a report must also
+        name the sender's own node as the site's agent, or an agent could point the controller
+        at another node.
+        """
+        who = identity_of(self.sender)
+        try:
+            if isinstance(msg, VMUpdates):
+                return self._on_updates(msg)
+            if not who.is_local and msg.agent.node_name != who.node:
+                raise Forbidden(f"a report of site {msg.site!r} names agent node "
+                                f"{msg.agent.node_name!r} but came from {who.node!r}; an agent may "
+                                "only report itself", site=msg.site)
+            return self._on_report(msg)
+        except Exception as exc:  # noqa: BLE001 - a peer's bad report must not crash the controller
+            self.node.refuse("bad_report", peer=who.node, site=getattr(msg, "site", None),
+                             kind=type(msg).__name__, error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def _on_report(self, msg: SiteReport) -> None:
         if not self.removed.admits(msg.site, msg.agent.node_name, msg.started_at):
@@ -191,21 +212,60 @@ class ControllerActor(WatchedActor):
     # -- requests ---------------------------------------------------------------------------------
 
     def _view(self, token: str) -> TenantView:
-        return TenantView(self.store, self.tenants.authenticate(token))
+        """The tenant a request acts for: its token's, which must be the client key's own tenant.
+
+        Raises:
+            Unauthenticated: the token is not a tenant's.
+            Forbidden: a client of one tenant presented another tenant's token (a stolen token is
+                of no use without that tenant's key), or an operator presented a token.
+        """
+        tenant = self.tenants.authenticate(token)
+        who = identity_of(self.sender)
+        if not who.is_local and not (who.role == CLIENT and who.scope == tenant):
+            self.node.refuse("forbidden", peer=who.node, role=who.role,
+                             detail="token of another tenant than the sender's key")
+            raise Forbidden(f"this token is not valid from {who}: a client may only use its own "
+                            "tenant's token", node=who.node)
+        return TenantView(self.store, tenant)
+
+    def _operator_or_view(self, token: str) -> TenantView:
+        """Operators act on the pool without a tenant token; everyone else as :meth:`_view`."""
+        if identity_of(self.sender).role == OPERATOR:
+            return TenantView(self.store, OPERATORS)
+        return self._view(token)
 
     def _op_by_key(self, tenant: str, key: str | None, kind: str) -> Any:
+        """The tenant's ``kind`` operation with idempotency ``key``, or None (no key, or unused).
+
+        Raises:
+            WindError: the key belongs to an operation of another kind (reusing it would answer,
+                or re-drive, the wrong operation).
+        """
         if key is None:
             return None
-        return next((o for o in self.store.operations(tenant) if o.key == key and o.kind == kind), None)
+        op = self.store.operation_by_key(tenant, key)
+        if op is not None and op.kind != kind:
+            raise WindError(f"operation key {key!r} was used for a {op.kind} operation ({op.id}), not "
+                            f"a {kind}; use a new key", tenant=tenant, op=op.id)
+        return op
 
     def deploy(self, msg: Deploy) -> dict[str, Any]:
-        """Validate, place whole or not at all, store, and start the application's actor."""
+        """Validate, place whole or not at all, store, and start the application's actor.
+
+        A retry with the same ``op_key`` answers ``unchanged`` with the first attempt's operation,
+        unless a crash left that operation without its application: then it is re-driven (placed
+        and stored again under the same operation), so every retry converges.
+        """
         view = self._view(msg.token)
         tenant = view.tenant
         prior = self._op_by_key(tenant, msg.op_key, "deploy")
-        if prior is not None:
+        if prior is not None and not self._deploy_lost_its_app(tenant, prior):
+            if prior.state == "running" and prior.app is not None:
+                self._app_actor(tenant, prior.app)  # it drives the operation to done
             return {"op": prior.id, "app": prior.app, "state": "unchanged", "placement": [], "vms": 0}
         app = view.check_descriptor(parse_descriptor(msg.descriptor))
+        if prior is not None and prior.app != app.name:  # the key's operation was about another app
+            return {"op": prior.id, "app": prior.app, "state": "unchanged", "placement": [], "vms": 0}
         raw = json.loads(json.dumps(dict(app.raw), default=str))
         try:
             existing = view.application(app.name)
@@ -228,6 +288,7 @@ class ControllerActor(WatchedActor):
                                     self.store.vms(tenant))
         if problems:  # before anything is placed or stored: nothing to undo
             raise DescriptorInvalid(problems, tenant=tenant, app=app.name)
+        self._check_pool_known(tenant, app.name)
         snap = self._build_snapshot()
         pending = [(vm_name(r.tenant, r.name, s.instance), s)
                    for r in self.store.list_applications() for s in slots_of(r.placement)]
@@ -236,10 +297,9 @@ class ControllerActor(WatchedActor):
         records = [VMRecord(vm_name(tenant, app.name, iid), tenant, app.name, iid, comp.name,
                             slots[iid].site, slots[iid].host, "pending", "running", comp.restart)
                    for iid, comp in app.instances()]
-        op = self.store.begin_operation(tenant, "deploy", app.name, key=msg.op_key,
-                                        detail={"total": len(records), "running": 0})
-        self.store.put_application(tenant, app.name, raw, placement.to_mapping(), records,
-                                   state="deploying")
+        # One transaction: a crash leaves the operation with its application, or neither.
+        op = self.store.begin_deploy(tenant, app.name, raw, placement.to_mapping(), records, key=msg.op_key,
+                                     detail={"total": len(records), "running": 0})
         replan_now(self.node)  # the VMs' NICs get their MAC and bridge before the VMs start
         ref = self._app_actor(tenant, app.name)
         ref.tell(Reconcile(snap))
@@ -248,6 +308,57 @@ class ControllerActor(WatchedActor):
                   sites=by_site, op=op.id)
         return {"op": op.id, "app": app.name, "state": "deploying",
                 "placement": [s.to_mapping() for s in placement.slots], "vms": len(records)}
+
+    def _deploy_lost_its_app(self, tenant: str, op: Any) -> bool:
+        """Whether deploy ``op`` still runs without its application, and no undeploy of that
+        application came after it: a crash between separate writes left it so (stores written
+        before a deploy was one transaction), and a retry with its key must re-drive it."""
+        if op.state != "running" or op.app is None:
+            return False
+        try:
+            self.store.get_application(tenant, op.app)
+            return False
+        except NotFound:
+            pass
+        later = self.store.operations(tenant, op.app)
+        return not any(o.kind == "undeploy" and o.created >= op.created for o in later)
+
+    def _check_pool_known(self, tenant: str, app: str) -> None:
+        """Refuse to place while the pool may be incomplete because this controller just started.
+
+        Right after a (re)start no site has reported yet, and a placement would evaluate none of
+        them. Until every site known from the store has reported since the start (or
+        ``site_timeout`` has passed: a site silent that long is down anyway), the deploy is
+        refused with a recoverable error that ``Client.deploy`` retries with the same key. The
+        controller's thread is never held up waiting.
+
+        Raises:
+            WindError: recoverable, ``pool not known yet: N of M sites have reported since the
+                controller started ...; retry``.
+        """
+        # LostSites is created with this actor and keeps when it started (monotonic seconds).
+        waited = time.monotonic() - self.lost._started
+        if waited >= self.site_timeout:
+            return
+        reported = set(self.sites)
+        known = self._sites_in_store()
+        if reported and known <= reported:
+            return
+        expected = known | reported
+        missing = sorted(expected - reported)
+        _log.info("controller.pool_not_known", tenant=tenant, app=app, reported=len(reported),
+                  expected=len(expected), waiting_for=missing, since_start_s=round(waited, 2))
+        heard = (f"{len(reported)} of {len(expected)} sites have reported" if expected
+                 else "no site has reported")
+        waiting = f" (waiting for {', '.join(missing)})" if missing else ""
+        raise WindError(f"pool not known yet: {heard} since the controller started {waited:.1f} s ago"
+                        f"{waiting}; retry", recoverable=True, tenant=tenant, app=app)
+
+    def _sites_in_store(self) -> set[str]:
+        """The sites the store knows (VMs placed there, or in the overlay), less removed ones."""
+        sites = {r.site for r in self.store.vms() if r.site is not None}
+        sites |= set(self.store.get_overlay(SITES_KEY, {}) or {})
+        return {s for s in sites if self.removed.get(s) is None}
 
     def status(self, msg: Status) -> dict[str, Any]:
         """The tenant's applications (or one), with every VM's site, host and state."""
@@ -264,36 +375,66 @@ class ControllerActor(WatchedActor):
         return {"apps": rows}
 
     def undeploy(self, msg: Undeploy) -> dict[str, Any]:
-        """Remove every VM of an application, then forget it (idempotent)."""
+        """Remove every VM of an application, then forget it (idempotent).
+
+        A retry with the same ``op_key`` answers with the first attempt's operation and drives on
+        whatever a crash left undone (see :meth:`_resume_undeploy`).
+        """
         view = self._view(msg.token)
-        prior = self._op_by_key(view.tenant, msg.op_key, "undeploy")
+        tenant = view.tenant
+        prior = self._op_by_key(tenant, msg.op_key, "undeploy")
         if prior is not None:
-            return {"op": prior.id, "app": prior.app, "state": _undeploy_state(prior.state)}
+            return self._resume_undeploy(tenant, prior)
         try:
             record = view.application(msg.app)
         except NotFound:
-            done = [o for o in self.store.operations(view.tenant, msg.app)
+            done = [o for o in self.store.operations(tenant, msg.app)
                     if o.kind == "undeploy" and o.state == "done"]
             if done:
                 return {"op": done[-1].id, "app": msg.app, "state": "undeployed"}
             raise
         if record.state == "undeploying":
-            ops = [o for o in self.store.operations(view.tenant, msg.app) if o.kind == "undeploy"]
-            return {"op": ops[-1].id, "app": msg.app, "state": "undeploying"}
-        total = len(self.store.vms(view.tenant, msg.app))
-        op = self.store.begin_operation(view.tenant, "undeploy", msg.app, key=msg.op_key,
-                                        detail={"total": total, "removed": 0})
-        self.store.set_application_state(view.tenant, msg.app, "undeploying")
+            ops = [o for o in self.store.operations(tenant, msg.app) if o.kind == "undeploy"]
+            self._app_actor(tenant, msg.app)  # a new application actor resumes the undeploy itself
+            return {"op": ops[-1].id if ops else None, "app": msg.app, "state": "undeploying"}
+        return self._start_undeploy(tenant, msg.app, msg.op_key)
+
+    def _start_undeploy(self, tenant: str, app: str, key: str | None) -> dict[str, Any]:
+        """Record the undeploy and hand it to the application's actor."""
+        total = len(self.store.vms(tenant, app))
+        # One transaction: a crash leaves the operation with the state change, or neither.
+        op = self.store.begin_undeploy(tenant, app, key=key, detail={"total": total, "removed": 0})
         self._build_snapshot()
-        ref = self._app_actor(view.tenant, msg.app)
+        ref = self._app_actor(tenant, app)
         ref.tell(Reconcile(self.snapshot))  # sets the snapshot the undeploy acts on
         ref.tell(StartUndeploy(op.id))
-        _log.info("controller.undeploying", tenant=view.tenant, app=msg.app, vms=total, op=op.id)
-        return {"op": op.id, "app": msg.app, "state": "undeploying"}
+        _log.info("controller.undeploying", tenant=tenant, app=app, vms=total, op=op.id)
+        return {"op": op.id, "app": app, "state": "undeploying"}
+
+    def _resume_undeploy(self, tenant: str, op: Any) -> dict[str, Any]:
+        """A retry of undeploy ``op``: say where it is, and finish what a crash left undone.
+
+        Done: ``undeployed``. The application already deleted but the operation not marked done:
+        mark it. The operation written but not the state change: start the undeploy under it.
+        Undeploying: its application actor drives it (a restarted controller's new actor resumes
+        it on start).
+        """
+        if op.state == "done":
+            return {"op": op.id, "app": op.app, "state": "undeployed"}
+        try:
+            record = self.store.get_application(tenant, op.app)
+        except NotFound:
+            total = (op.detail or {}).get("total", 0)
+            self.store.update_operation(op.id, "done", {"total": total, "removed": total})
+            return {"op": op.id, "app": op.app, "state": "undeployed"}
+        if record.state != "undeploying":
+            return self._start_undeploy(tenant, op.app, op.key)
+        self._app_actor(tenant, op.app)
+        return {"op": op.id, "app": op.app, "state": "undeploying"}
 
     def operation(self, msg: GetOperation) -> dict[str, Any]:
         """An operation's state and progress (live for a running deploy)."""
-        view = self._view(msg.token)
+        view = self._operator_or_view(msg.token)
         op = view.operation(msg.op)
         detail = dict(op.detail or {})
         state = op.state
@@ -311,7 +452,7 @@ class ControllerActor(WatchedActor):
 
     def sites_table(self, msg: Sites) -> dict[str, Any]:
         """The pool, one row per site (``wind sites``)."""
-        self._view(msg.token)
+        self._operator_or_view(msg.token)
         snap = self._build_snapshot()
         pending = [(vm_name(r.tenant, r.name, s.instance), s)
                    for r in self.store.list_applications() for s in slots_of(r.placement)]
@@ -331,10 +472,11 @@ class ControllerActor(WatchedActor):
             SiteInUse: applications have VMs placed there (nothing is changed).
             NotFound: no such site (neither reporting nor in the overlay, nor removed before).
         """
-        tenant = self._view(msg.token).tenant
-        if tenant not in self.operators:  # the pool is shared: one tenant must not shrink it for all
-            raise Forbidden(f"tenant {tenant!r} may not remove sites: managing the shared pool is for "
-                            "the controller's operators ([controller] operators = [...])", tenant=tenant)
+        who = identity_of(self.sender)
+        if who.role != OPERATOR and not who.is_local:  # the runtime's rule refuses it first
+            raise Forbidden(f"{who} may not remove sites: managing the shared pool is for operators "
+                            "(nodes whose key is filed under keys_dir/operator/)")
+        tenant = OPERATORS
         prior = self._op_by_key(tenant, msg.op_key, "remove_site")
         tomb = self.removed.get(msg.site)
         if prior is not None or tomb is not None:  # idempotent: it is gone already
@@ -344,7 +486,7 @@ class ControllerActor(WatchedActor):
         in_overlay = msg.site in (self.store.get_overlay(SITES_KEY, {}) or {})
         held = holders(msg.site, self.store.vms())
         if held:
-            raise refusal(msg.site, tenant, held)
+            raise refusal(msg.site, None, held)
         if site is None and not in_overlay:
             raise NotFound(f"site {msg.site!r} not found: it is not in the pool (known: "
                            f"{', '.join(sorted(self.sites)) or 'none'})", tenant=tenant)

@@ -45,11 +45,13 @@ from supervisors import WatchedActor
 from wind_actors.agent._overlay import (OVERLAY_PLANNER, REPORT_INTERVAL, OverlayPeers, OverlayPush,
                                         OverlayReport, encode_diff, encode_state)
 from wind_actors.agent._ticker import Ticker
-from wind_actors.errors import WindError
+from wind_actors.errors import Forbidden, WindError
+from wind_actors.runtime import SYSTEM, identity_of
 from wind_actors.services import AppDescriptor, Store, parse_descriptor
 
 from ._overlay_nics import (PlanInputs, add_overlay_addresses, attach_nics, nic_mac, nic_tables, nics_key,
                             overlay_nics, plan_inputs)
+from ._probes import probe_peers
 from ._removed import RemovedSites
 
 __all__ = [
@@ -178,7 +180,7 @@ class OverlayPlanner(WatchedActor):
             for vm, entries in table.items():
                 for e in entries:
                     self._macs[(rec.tenant, e["network"], vm)] = e["mac"]
-        self.node.register(OVERLAY_PLANNER, self.actor_ref)
+        self.node.register(OVERLAY_PLANNER, self.actor_ref, access=SYSTEM)
         self._ticker = Ticker(self.actor_ref, self.interval, _Tick(), name="wind-overlay-planner")
         self.replan()
         _log.info("overlay.planner_started", epoch=self.epoch, sites=len(self.sites))
@@ -195,7 +197,7 @@ class OverlayPlanner(WatchedActor):
             self.replan()
             return None
         if isinstance(msg, OverlayReport):
-            return self._on_report(msg)
+            return self._on_agent_report(msg)
         if isinstance(msg, Replan):
             return self.replan(force=True)
         if isinstance(msg, RemoveSiteFromPlan):
@@ -299,6 +301,22 @@ class OverlayPlanner(WatchedActor):
         agent.expected, agent.last_push = gen, now
         return True
 
+    def _on_agent_report(self, msg: OverlayReport) -> None:
+        """An agent's overlay report (a tell: bad content is dropped and counted, never a crash).
+
+        The runtime checked that an agent of ``msg.site`` sent it; it must also name the
+        sender's own node, or an agent could have pushes for its site sent elsewhere.
+        """
+        who = identity_of(self.sender)
+        try:
+            if not who.is_local and msg.agent.node_name != who.node:
+                raise Forbidden(f"an overlay report of site {msg.site!r} names node "
+                                f"{msg.agent.node_name!r} but came from {who.node!r}")
+            self._on_report(msg)
+        except Exception as exc:  # noqa: BLE001 - a peer's bad report must not crash the planner
+            self.node.refuse("bad_report", peer=who.node, site=msg.site, kind="OverlayReport",
+                             error=f"{type(exc).__name__}: {exc}")
+
     def _on_report(self, msg: OverlayReport) -> None:
         site = msg.site
         if not self.removed.admits(site, msg.agent.node_name, msg.started_at):
@@ -312,7 +330,7 @@ class OverlayPlanner(WatchedActor):
         agent.held = (msg.epoch, msg.generation)
         if msg.error:
             _log.warning("overlay.agent_error", site=site, error=msg.error)
-        self._share_peers(agent, msg.peers)
+        self._share_peers(site, agent, msg.peers)
         if msg.underlay_ip != self.sites.get(site):
             if msg.underlay_ip is None:
                 self.sites.pop(site, None)
@@ -398,10 +416,16 @@ class OverlayPlanner(WatchedActor):
         except WindError as exc:  # the operation is a record for people; the teardown happened
             _log.warning("overlay.teardown_not_recorded", site=site, error=str(exc))
 
-    def _share_peers(self, agent: _Agent, known: int) -> None:
-        if known >= len(self.agents) - 1:
+    def _share_peers(self, site: str, agent: _Agent, known: int) -> None:
+        """Tell an agent the nodes it probes for RTTs: a bounded set (``_probes``), never all."""
+        neighbours: set[str] = set()
+        state = self.plan.sites.get(site) if self.plan is not None else None
+        for segment in (state.segments.values() if state is not None else ()):
+            neighbours.update(segment.members)
+        chosen = probe_peers(site, self.agents, neighbours)
+        if known >= len(chosen):
             return
-        peers = {a.node: a.address for a in self.agents.values() if a is not agent}
+        peers = {self.agents[s].node: self.agents[s].address for s in chosen}
         try:
             agent.ref.tell(OverlayPeers(peers))
         except WindError as exc:

@@ -106,22 +106,24 @@ def holders(site: str, vms: Iterable[VMRecord]) -> dict[tuple[str, str], list[st
     return found
 
 
-def refusal(site: str, tenant: str, held: dict[tuple[str, str], list[str]]) -> SiteInUse:
+def refusal(site: str, tenant: str | None, held: dict[tuple[str, str], list[str]]) -> SiteInUse:
     """The error refusing to remove ``site`` while VMs are placed there (pure).
 
     The caller's own applications are named with their VMs; other tenants' are only counted,
-    since one tenant never learns another's application names.
+    since one tenant never learns another's application names. An operator (``tenant`` None)
+    administers every tenant and sees each application with its tenant.
 
     Args:
         site: the site.
-        tenant: the tenant asking.
+        tenant: the tenant asking, or None for an operator.
         held: :func:`holders` of the site (not empty).
     """
     parts = []
     for (owner, app), names in sorted(held.items()):
-        if owner == tenant:
-            parts.append(f"application {app!r} ({len(names)} VM(s): {', '.join(sorted(names))})")
-    others = [(k, v) for k, v in held.items() if k[0] != tenant]
+        if tenant is None or owner == tenant:
+            label = repr(app) if tenant is not None else f"{owner}/{app}"
+            parts.append(f"application {label} ({len(names)} VM(s): {', '.join(sorted(names))})")
+    others = [(k, v) for k, v in held.items() if tenant is not None and k[0] != tenant]
     if others:
         parts.append(f"{sum(len(v) for _, v in others)} VM(s) of {len(others)} application(s) of "
                      "other tenants")

@@ -22,6 +22,7 @@ from wind_actors.agent._ticker import Ticker
 from wind_actors.config import ControllerConfig, load_config
 from wind_actors.errors import ConfigError
 from wind_actors.protocol import CONTROLLER_ACTOR
+from wind_actors.runtime import SYSTEM
 from wind_actors.services import Store, Tenants
 
 from ._app import AppActor
@@ -79,9 +80,8 @@ class Controller:
         def start_controller() -> pykka.ActorRef[Any]:
             ref = ControllerActor.start(node, store, tenants, holder["apps"],
                                         site_timeout=config.site_timeout, removed=removed,
-                                        lost_site_grace=config.lost_site_grace,
-                                        operators=config.operators)
-            node.register(CONTROLLER_ACTOR, ref)
+                                        lost_site_grace=config.lost_site_grace)
+            node.register(CONTROLLER_ACTOR, ref, access=SYSTEM)
             holder["controller"] = ref
             return ref
 

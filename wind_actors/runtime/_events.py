@@ -22,7 +22,8 @@ _log = structlog.get_logger("wind.runtime.events")
 
 @dataclasses.dataclass(frozen=True)
 class NodeUp:
-    """A peer node became reachable (first frame heard, or heard again after being down)."""
+    """A peer node became reachable: it answered our ping (first contact, or again after being
+    down). A frame alone does not do it: the peer must be shown to hear us."""
 
     name: str
 
@@ -33,8 +34,11 @@ class NodeDown:
 
     Attributes:
         name: the peer.
-        reason: ``"connection_closed"`` (ZeroMQ saw the TCP connection end) or
-            ``"heartbeat_timeout"`` (silent for ``interval * misses``; maybe a partition).
+        reason: ``"connection_closed"`` (its connection to us ended: its process is gone, or it
+            declared us lost and dropped the connection), ``"heartbeat_timeout"`` (our pings
+            went unanswered for ``interval * misses``: a partition either way, a frozen
+            process, or this one was frozen), ``"node_stopped"`` (this node stopped) or
+            ``"io_failed"`` (this node stopped because its I/O thread could not go on).
     """
 
     name: str

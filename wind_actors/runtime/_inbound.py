@@ -18,9 +18,10 @@ import pykka
 from pykka._envelope import Envelope
 
 import supervisors
-from wind_actors.errors import ActorError, NodeDownError, NoSuchActor, WireError
+from wind_actors.errors import ActorError, Forbidden, NodeDownError, NoSuchActor, WireError
 import structlog
 
+from ._authz import Access, Identity, check_message, check_watch
 from ._events import NodeDown, NodeUp
 from ._replies import complete, fail
 from ._wire import Kind, ask_corr_id, parse_envelope, parse_frame
@@ -35,6 +36,24 @@ _log = structlog.get_logger("wind.runtime.inbound")
 _REPLY = Kind.REPLY.value
 _TELL = Kind.TELL.value
 _ASK = Kind.ASK.value
+
+
+FORBIDDEN = "forbidden"
+"""The reason of the Down a refused remote monitor gets (the watcher may not watch that actor)."""
+
+DOWN_REASON_UNDECODABLE = "undecodable"
+"""The reason a Down carries when the peer's reason could not be decoded (the Down still fires)."""
+
+
+class _Envelope(Envelope[Any]):
+    """A Pykka envelope that also carries who sent the message (``WatchedActor.sender``)."""
+
+    __slots__ = ("sender",)
+
+    def __init__(self, message: Any, reply_to: Any, sender: Identity) -> None:
+        self.message = message
+        self.reply_to = reply_to
+        self.sender = sender
 
 
 class _RemoteReply(pykka.Future[Any]):
@@ -103,25 +122,47 @@ class Inbound:
         return resolved
 
     def want(self, peer: str) -> None:
-        """Start (re)connecting to ``peer`` if it is not up (I/O thread)."""
-        address = self.node._addresses.get(peer, "")
+        """Start (re)connecting to ``peer`` if it is not up (I/O thread); configured peers are
+        pinned (never forgotten). Beyond ``max_peers`` the membership refuses and counts it."""
+        node = self.node
+        address = node._addresses.get(peer, "")
         now = time.monotonic()
-        if self.node.membership.want(peer, address, now):
+        if node.membership.want(peer, address, now, pinned=peer in node.config.peers):
             # ping at once so a fresh link comes up without waiting for the next tick
-            seq = self.node.membership.ping_now(peer, now)
-            self.node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
+            seq = node.membership.ping_now(peer, now)
+            node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
 
     def on_tick(self, now: float) -> float:
+        """One heartbeat tick (I/O thread): linear in the peers, once per interval."""
         node = self.node
-        tick = node.membership.tick(now)
+        membership = node.membership
+        tick = membership.tick(now)
         for peer, previous in tick.lost:
             self._peer_down(peer, previous, "heartbeat_timeout")
+        for peer in tick.never_answered:  # what a failed CURVE handshake looks like from here
+            _log.warning("peer never answered our pings", node=node.name, peer=peer,
+                         address=node._addresses.get(peer),
+                         hint="is it running at that address, and is our public key in its "
+                              "keys_dir?")
+        for peer in tick.forgotten + tick.redial:  # forgotten: closed; redial: made anew
+            node.transport.reset_peer(peer)  # type: ignore[union-attr]
+        if tick.forgotten:
+            _log.info("peers forgotten: down and unused", node=node.name,
+                      count=len(tick.forgotten), first=tick.forgotten[:5],
+                      forget_after=membership.forget_after)
+        refused = membership.refusals_to_report(now)
+        if refused is not None:
+            _log.warning("peers refused: max_peers reached", node=node.name, refused=refused[0],
+                         last=refused[1], max_peers=membership.max_peers,
+                         peer_limit_total=node.counters["peer_limit"],
+                         allowed="raise [node] max_peers, or fewer peers")
+        send = node.transport.send  # type: ignore[union-attr]
         for peer, seq in tick.pings:
-            node.transport.send(peer, [Kind.PING, seq, now])  # type: ignore[union-attr]
+            send(peer, [Kind.PING, seq, now])
         if len(node.pending):
             for entry in node.pending.take_where(lambda p: p.deadline <= now):
                 fail(entry, _timeout_error(entry))
-        return min(node.membership.next_deadline(), now + node.membership.interval)
+        return min(membership.next_deadline(), now + membership.interval)
 
     def on_link_lost(self, peer: str, why: str) -> None:
         previous = self.node.membership.lost(peer, time.monotonic())
@@ -162,7 +203,8 @@ class Inbound:
         if node.membership.heard(src, frame.src_address, time.monotonic()):
             node.publish(NodeUp(src))
         decode = node.codec.decode
-        inboxes: dict[str, Any] = {}  # per frame: a batch of tells mostly has one target
+        sender = node.identity(src)
+        targets: dict[str, tuple[Any, Access]] = {}  # per frame: tells mostly share one target
         delivered = 0
         handed = False
         for raw in frame.envelopes:
@@ -171,29 +213,29 @@ class Inbound:
                 # anything else (or anything odd) goes through parse_envelope's full checks in
                 # _dispatch.
                 if type(raw) is not list or type(raw[0] if raw else None) is not int:
-                    self._dispatch(src, raw)  # raises the precise error
+                    self._dispatch(src, sender, raw)  # raises the precise error
                 elif (raw[0] == _TELL and len(raw) == 3 and type(raw[1]) is str
                         and type(raw[2]) is bytes):
-                    inbox = inboxes.get(raw[1])
-                    if inbox is None:
-                        inbox = inboxes[raw[1]] = self._target(src, raw[1]).actor_inbox
-                    inbox.put(Envelope(decode(raw[2])))
-                    delivered += 1
+                    target = targets.get(raw[1])
+                    if target is None:
+                        target = targets[raw[1]] = self._target(src, raw[1])
+                    message = decode(raw[2])
+                    if self._admit(sender, message, target[1], raw[1]):
+                        target[0].put(_Envelope(message, None, sender))
+                        delivered += 1
                 elif (raw[0] == _ASK and len(raw) == 4 and type(raw[1]) is str
                         and type(raw[2]) is int and type(raw[3]) is bytes):
                     # liveness checked per ask (not cached per frame as for tells): an ask
                     # put into the inbox of an actor that just stopped would wait for its timeout
-                    inbox = self._target(src, raw[1]).actor_inbox
-                    inbox.put(Envelope(decode(raw[3]),
-                                       reply_to=_RemoteReply(node, src, raw[2], raw[1])))
-                    delivered += 1
-                    handed = True
+                    if self._ask(src, sender, raw[1], raw[2], raw[3]):
+                        delivered += 1
+                        handed = True
                 elif (raw[0] == _REPLY and len(raw) == 3 and type(raw[1]) is int
                         and type(raw[2]) is bytes):
-                    self._reply(raw[1], raw[2])
+                    self._reply(src, raw[1], raw[2])
                     handed = True
                 else:
-                    self._dispatch(src, raw)
+                    self._dispatch(src, sender, raw)
             except WireError as exc:
                 self.drop(exc.reason, peer=src, detail=exc.message)
                 corr = ask_corr_id(raw)
@@ -203,57 +245,112 @@ class Inbound:
             node.counters["delivered"] += delivered
         return handed
 
+    # -- authorization ----------------------------------------------------------------------
+
+    def _admit(self, sender: Identity, message: Any, access: Access, target: str) -> bool:
+        """Whether ``sender`` may send ``message`` to ``target``; a refusal is counted and logged."""
+        why = check_message(sender, message, access)
+        if why is None:
+            return True
+        self.drop("forbidden", peer=sender.node, role=sender.role, actor=target, detail=why)
+        return False
+
+    def _ask(self, src: str, sender: Identity, name: str, corr: int, body: bytes) -> bool:
+        """Deliver an ask (True) or answer it with the refusal (False)."""
+        inbox, access = self._target(src, name)
+        message = self.node.codec.decode(body)
+        why = check_message(sender, message, access)
+        if why is not None:
+            self.drop("forbidden", peer=src, role=sender.role, actor=name, detail=why)
+            self._error_reply(src, corr, "forbidden", Forbidden(why, node=self.node.name))
+            return False
+        inbox.put(_Envelope(message, _RemoteReply(self.node, src, corr, name), sender))
+        return True
+
     # -- envelopes ------------------------------------------------------------------------------
 
-    def _dispatch(self, src: str, raw: Any) -> None:
+    def _dispatch(self, src: str, sender: Identity, raw: Any) -> None:
         env = parse_envelope(raw)
         kind = env[0]
         node = self.node
         # most frequent kinds first; _target() checked liveness already, so the inbox is
         # used directly (ActorRef.tell would check it a second time)
         if kind is Kind.TELL:
-            actor = self._target(src, env[1])
-            actor.actor_inbox.put(Envelope(node.codec.decode(env[2])))
-            node.counters["delivered"] += 1
+            inbox, access = self._target(src, env[1])
+            message = node.codec.decode(env[2])
+            if self._admit(sender, message, access, env[1]):
+                inbox.put(_Envelope(message, None, sender))
+                node.counters["delivered"] += 1
         elif kind is Kind.ASK:
-            actor = self._target(src, env[1])
-            message = node.codec.decode(env[3])
-            actor.actor_inbox.put(Envelope(message, reply_to=_RemoteReply(node, src, env[2], env[1])))
-            node.counters["delivered"] += 1
+            if self._ask(src, sender, env[1], env[2], env[3]):
+                node.counters["delivered"] += 1
         elif kind is Kind.REPLY:
-            self._reply(env[1], env[2])
+            self._reply(src, env[1], env[2])
         elif kind is Kind.ERROR:
-            self._error(env[1], env[2], env[3])
+            self._error(src, env[1], env[2], env[3])
         elif kind is Kind.PING:
-            node.transport.send(src, [Kind.PONG, env[1], env[2]])  # type: ignore[union-attr]
+            if node.membership.tracks(src):  # a peer refused for max_peers gets no answer
+                node.transport.send(src, [Kind.PONG, env[1], env[2]])  # type: ignore[union-attr]
+                now = time.monotonic()
+                seq = node.membership.probe(src, now)  # not up here: ping back, up in one RTT
+                if seq is not None:
+                    node.transport.send(src, [Kind.PING, seq, now])  # type: ignore[union-attr]
         elif kind is Kind.PONG:
-            node.membership.pong(src, env[1], env[2], time.monotonic())
+            # only an answer to our own ping proves the peer hears us (symmetric detection)
+            if node.membership.pong(src, env[1], env[2], time.monotonic()):
+                node.publish(NodeUp(src))
         elif kind is Kind.MONITOR:
-            self._monitor(src, env[1], env[2])
+            self._monitor(src, sender, env[1], env[2])
         elif kind is Kind.DEMONITOR:
             local_id = node.monitors.pop_incoming(src, env[1])
             if local_id is not None:
                 supervisors.demonitor(local_id)
         elif kind is Kind.DOWN:
-            entry = node.monitors.pop_out(env[1])
-            if entry is not None:
-                reason = node.codec.decode(env[2])
-                node.deliver(entry.watcher, supervisors.Down(entry.public_id, entry.ref, reason))
+            self._down(src, env[1], env[2])
         elif kind is Kind.LINK:
-            node.watches.on_link(src, env[1], env[2])
+            why = check_watch(sender, "link", node.registry.access_of(env[1]).link)
+            if why is not None:
+                self.drop("forbidden", peer=src, role=sender.role, actor=env[1], detail=why)
+            else:
+                node.watches.on_link(src, env[1], env[2])
         elif kind is Kind.UNLINK:
             node.watches.on_unlink(src, env[1], env[2])
 
-    def _target(self, src: str, name: str) -> pykka.ActorRef[Any]:
-        actor = self.node.registry.whereis(name)  # None unless registered and alive
+    def _target(self, src: str, name: str) -> tuple[Any, Access]:
+        """The inbox of the live actor registered as ``name``, and who may reach it."""
+        registry = self.node.registry
+        actor = registry.whereis(name)  # None unless registered and alive
         if actor is None:
             raise _no_target(src, name)
-        return actor
+        return actor.actor_inbox, registry.access_of(name)
 
-    def _reply(self, corr: int, body: bytes) -> None:
-        entry = self.node.pending.take(corr)
-        if entry is None:
+    def _taken(self, src: str, corr: int) -> Any | None:
+        """The pending ask ``corr`` if ``src`` is the node it was sent to, else None (counted)."""
+        entry, forged = self.node.pending.take_from(corr, src)
+        if forged:
+            # a reply to somebody else's ask: never delivered, and the real one still can be
+            self.drop("forged_reply", peer=src, detail="a reply to an ask that went to another node")
+        elif entry is None:
             self.node.counters["late_reply"] += 1  # the asker gave up; never delivered elsewhere
+        return entry
+
+    def _down(self, src: str, wire_id: int, body: bytes) -> None:
+        entry, forged = self.node.monitors.pop_out_from(wire_id, src)
+        if forged:
+            self.drop("forged_down", peer=src, detail="a DOWN for an actor on another node")
+            return
+        if entry is None:
+            return
+        try:
+            reason = self.node.codec.decode(body)
+        except WireError as exc:  # the monitor still fires: a lost Down would leave it hanging
+            self.drop(exc.reason, peer=src, detail=f"DOWN reason: {exc.message}")
+            reason = DOWN_REASON_UNDECODABLE
+        self.node.deliver(entry.watcher, supervisors.Down(entry.public_id, entry.ref, reason))
+
+    def _reply(self, src: str, corr: int, body: bytes) -> None:
+        entry = self._taken(src, corr)
+        if entry is None:
             return
         try:
             value = self.node.codec.decode(body)
@@ -262,10 +359,9 @@ class Inbound:
             return
         complete(entry, value)
 
-    def _error(self, corr: int, reason: str, body: bytes) -> None:
-        entry = self.node.pending.take(corr)
+    def _error(self, src: str, corr: int, reason: str, body: bytes) -> None:
+        entry = self._taken(src, corr)
         if entry is None:
-            self.node.counters["late_reply"] += 1
             return
         try:
             remote = self.node.codec.decode(body)
@@ -277,6 +373,8 @@ class Inbound:
             remote.context.setdefault("node", entry.peer)
         elif reason == "unknown_target":
             err = NoSuchActor(text, node=entry.peer)
+        elif reason == "forbidden":
+            err = Forbidden(f"{entry.peer} refused the ask: {text}", node=entry.peer)
         else:
             err = WireError(f"{entry.peer} rejected the ask: {text}", reason=reason, node=entry.peer)
         fail(entry, err)
@@ -287,11 +385,14 @@ class Inbound:
                                             remote_type=type(exc).__name__))
         node.transport.send(src, [Kind.ERROR, corr, reason, body])  # type: ignore[union-attr]
 
-    def _monitor(self, src: str, wire_id: int, name: str) -> None:
+    def _monitor(self, src: str, sender: Identity, wire_id: int, name: str) -> None:
         node = self.node
         actor = node.whereis(name)
-        if actor is None:
-            body = node.codec.encode(supervisors.NOPROC)
+        why = check_watch(sender, "monitor", node.registry.access_of(name).monitor) if actor else None
+        if actor is None or why is not None:
+            if why is not None:
+                self.drop("forbidden", peer=src, role=sender.role, actor=name, detail=why)
+            body = node.codec.encode(supervisors.NOPROC if why is None else FORBIDDEN)
             node.transport.send(src, [Kind.DOWN, wire_id, body])  # type: ignore[union-attr]
             return
         # Registered before supervisors.monitor so a Down fired at once (noproc) or from the

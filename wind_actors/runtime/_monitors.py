@@ -3,11 +3,14 @@
 Outgoing: this node watches a remote actor; the wire id travels in MONITOR/DOWN envelopes and
 the public id (``"rmon-N"``) is what ``Node.monitor`` returns and ``Down.monitor_id`` carries.
 Incoming: a peer watches a local actor; we hold the local ``supervisors`` monitor id.
+
+Wire ids are random 63-bit numbers and a DOWN is taken only from the node that holds the watched
+actor (:meth:`MonitorTable.pop_out_from`), so no other peer can fire or cancel a monitor.
 """
 
 from __future__ import annotations
 
-import itertools
+import secrets
 import threading
 from typing import Any, NamedTuple
 
@@ -29,23 +32,40 @@ class MonitorTable:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
         self._out: dict[int, OutMonitor] = {}
         self._incoming: dict[tuple[str, int], str] = {}
         self._local: dict[str, str] = {}
 
     def new_public_id(self) -> tuple[str, int]:
-        """A fresh ``("rmon-N", N)`` pair."""
-        n = next(self._ids)
+        """A fresh ``("rmon-N", N)`` pair (N random, not used by an outgoing monitor)."""
+        n = secrets.randbits(63)
+        while n in self._out:
+            n = secrets.randbits(63)
         return f"rmon-{n}", n
 
     def add_out(self, peer: str, ref: Any, watcher: Any) -> OutMonitor:
         """Record an outgoing monitor and return it."""
-        public_id, wire_id = self.new_public_id()
-        entry = OutMonitor(public_id, wire_id, peer, ref, watcher)
         with self._lock:
+            public_id, wire_id = self.new_public_id()
+            entry = OutMonitor(public_id, wire_id, peer, ref, watcher)
             self._out[wire_id] = entry
         return entry
+
+    def pop_out_from(self, wire_id: int, peer: str) -> tuple[OutMonitor | None, bool]:
+        """Remove and return the outgoing monitor ``wire_id`` if it watches an actor of ``peer``.
+
+        Returns:
+            ``(entry, False)``; ``(None, False)`` when there is none; ``(None, True)`` when it
+            watches another node's actor (it stays).
+        """
+        with self._lock:
+            entry = self._out.get(wire_id)
+            if entry is None:
+                return None, False
+            if entry.peer != peer:
+                return None, True
+            del self._out[wire_id]
+            return entry, False
 
     def pop_out(self, wire_id: int) -> OutMonitor | None:
         """Remove and return the outgoing monitor with this wire id."""

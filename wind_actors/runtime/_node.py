@@ -8,9 +8,12 @@ Actor-side contract. A local actor registered with :meth:`Node.register` receive
 (or local) senders ``tell`` it in ``on_receive(message)``, on its own thread, in FIFO order
 per sender. For an ``ask`` the return value of ``on_receive`` is the reply (it must be wire
 data); an exception raised there is sent back and raised by the caller's ``ask`` as
-:class:`~wind_actors.errors.ActorError` (the actor lives on, Pykka's contract). Messages carry
-no implicit sender: put ``node.ref_of(self.actor_ref)`` (or a known ref) in the message when
-the receiver should answer, ask or monitor you.
+:class:`~wind_actors.errors.ActorError` (the actor lives on, Pykka's contract). While it handles a
+remote message, ``self.sender`` is the sender's authenticated :class:`~._authz.Identity` (node,
+role, site or tenant; ``None`` for a local sender); the runtime has already checked the
+message's permission rule and the actor's :class:`~._authz.Access` (see ``_authz``). A sender is
+not a ref: put ``node.ref_of(self.actor_ref)`` (or a known ref) in the message when the receiver
+should answer, ask or monitor you.
 
 The parts live in their own modules: names (``_registry``), pending asks (``_pending``),
 reply slots (``_replies``), monitors and links (``_watches``), frames in (``_inbound``).
@@ -26,12 +29,12 @@ from typing import Any
 
 import pykka
 import structlog
-import zmq
 from pykka._envelope import Envelope
 
 from wind_actors.config import NodeConfig
 from wind_actors.errors import AskTimeout, NodeDownError, NodeError, NoSuchActor, WireError
 
+from ._authz import OPEN, PEER, Access, Identity
 from ._events import NodeDown, NodeUp, Notifier
 from ._inbound import Inbound
 from ._membership import Membership
@@ -41,7 +44,7 @@ from ._refs import DEFAULT_ASK_TIMEOUT, RemoteRef, split_address
 from ._registry import Registry
 from ._replies import LocalReply, ReplyFuture, fail
 from ._security import TrustPolicy, ZapAdapter, load_keypair, public_key_of
-from ._transport import Transport
+from ._transport import Transport, fds_needed, new_context, raise_fd_limit
 from ._watches import Watches
 from ._wire import Codec, Kind
 
@@ -51,6 +54,11 @@ _log = structlog.get_logger("wind.runtime.node")
 
 _ASK = Kind.ASK.value
 _TELL = Kind.TELL.value
+
+# Contexts a stop could not destroy (a thread was still inside a socket call): referenced here
+# for the life of the process, because a garbage-collected zmq.Context destroys itself, from
+# whichever thread runs the collector, under the thread still using its sockets (an abort).
+_LEFT_OPEN: list[Any] = []
 
 
 class Node:
@@ -62,7 +70,9 @@ class Node:
         self.address = ""
         self.counters: collections.Counter[str] = collections.Counter()
         self.codec = Codec(self._bind_ref, max_bytes=config.max_frame_bytes)
-        self.membership = Membership(config.heartbeat_interval, config.heartbeat_misses)
+        self.membership = Membership(config.heartbeat_interval, config.heartbeat_misses,
+                                     max_peers=config.max_peers,
+                                     forget_after=config.forget_after, counters=self.counters)
         self.monitors = MonitorTable()
         self.registry = Registry(self.name)
         self.pending = PendingAsks()
@@ -71,11 +81,13 @@ class Node:
         self._subscribers: list[Callable[[Any], Any]] = []
         self._peer_events: dict[str, threading.Event] = {}
         self._stopped = False
+        self._stop_lock = threading.Lock()
         self._body_limit = config.max_frame_bytes - 512
-        self._ctx = zmq.Context()
+        self._ctx = new_context(config.max_peers)
         self._zap: ZapAdapter | None = None
         self._keypair = None
         self._policy: TrustPolicy | None = None
+        self._insecure_roles = {name: Identity(name, *role) for name, role in config.role_table().items()}
         self.notifier = Notifier(self.name)
         self.inbound = Inbound(self)
         self.transport: Transport | None = None
@@ -118,15 +130,28 @@ class Node:
             self._policy = TrustPolicy(cfg.keys_dir)  # type: ignore[arg-type]
             self._zap = ZapAdapter(self._ctx, self._policy, self.name)
             self._zap.start()
+        self._fit_fd_limit()
         self.transport = Transport(node=self.name, bind=cfg.bind, context=self._ctx,
                                    keypair=self._keypair, max_frame_bytes=cfg.max_frame_bytes,
-                                   handler=self.inbound, counters=self.counters)
+                                   handler=self.inbound, counters=self.counters,
+                                   max_peers=cfg.max_peers, admits=self.membership.tracks,
+                                   on_fatal=self._io_failed, lookup=self.resolve)
         self.address = self.transport.address
         self.transport.start()
         for peer in cfg.peers:
             self._want(peer)
         _log.info("node started", node=self.name, address=self.address, curve=not cfg.insecure,
-                  heartbeat_interval=cfg.heartbeat_interval, heartbeat_misses=cfg.heartbeat_misses)
+                  heartbeat_interval=cfg.heartbeat_interval, heartbeat_misses=cfg.heartbeat_misses,
+                  max_peers=cfg.max_peers)
+
+    def _fit_fd_limit(self) -> None:
+        """Raise the process's open-file limit to what ``max_peers`` peers need, if allowed."""
+        needed = fds_needed(self.config.max_peers)
+        limit = raise_fd_limit(needed)
+        if limit < needed:
+            _log.warning("open-file limit too low for max_peers", node=self.name, limit=limit,
+                         needed=needed, max_peers=self.config.max_peers,
+                         allowed="raise the hard RLIMIT_NOFILE (ulimit -Hn) or lower max_peers")
 
     def stop(self) -> None:
         """Stop the node, as an Erlang node whose distribution goes down. Idempotent.
@@ -141,32 +166,49 @@ class Node:
 
         Local actors are not stopped, and local monitors and links between them still work:
         those actors belong to whoever started them (the embedding service).
+
+        A node whose I/O thread cannot go on stops by itself in the same way, loudly (logged
+        as an error), with reason ``"io_failed"`` instead of ``"node_stopped"``.
         """
-        if self._stopped:
-            return
-        self._stopped = True
+        self._shut_down("node_stopped")
+
+    def _io_failed(self, why: str) -> None:
+        """The I/O thread cannot go on (it calls this, its sockets closed): stop loudly, as
+        :meth:`stop` with reason ``io_failed``, rather than stay deaf. Stopping joins the I/O
+        thread, so it runs on a thread of its own."""
+        _log.error("node stops: its I/O thread failed", node=self.name, why=why)
+        threading.Thread(target=self._shut_down, args=("io_failed",), daemon=True,
+                         name=f"wind-fail-{self.name}").start()
+
+    def _shut_down(self, reason: str) -> None:
+        with self._stop_lock:  # two stops at once would stop ZAP and the context twice
+            if self._stopped:
+                return
+            self._stopped = True
+        up = [peer for peer, status in self.peers().items() if status == "up"]
         if self.transport is not None:
             self.transport.stop()
-        error = NodeDownError(f"node {self.name} stopped", node=self.name, reason="node_stopped")
+        error = NodeDownError(f"node {self.name} stopped", node=self.name, reason=reason)
         for entry in self.pending.take_all():
             fail(entry, error)
         self.watches.node_stopped()
-        for peer, status in self.peers().items():
-            if status == "up":
-                self.publish(NodeDown(peer, "node_stopped"))
+        for peer in up:
+            self.publish(NodeDown(peer, reason))
         self._teardown()
-        _log.info("node stopped", node=self.name)
+        _log.info("node stopped", node=self.name, reason=reason)
 
     def _teardown(self) -> None:
+        # again after _shut_down's stop (harmless: idempotent), for whether the sockets are free
         quiet = self.transport.stop() if self.transport is not None else True
         if self._zap is not None:
-            self._zap.stop()
+            self._zap.stop()  # before the context: the ZAP thread uses sockets of it
         self.notifier.stop()
         if quiet:
             self._ctx.destroy(linger=0)
         else:
             # Destroying a context under a thread still inside a socket call aborts the whole
             # process (libzmq asserts); leaking this one context until exit is the safe choice.
+            _LEFT_OPEN.append(self._ctx)
             _log.warning("node.context_left_open", node=self.name,
                          why="the I/O thread or a send did not finish within 5 s")
 
@@ -178,14 +220,37 @@ class Node:
 
     # -- names and refs -----------------------------------------------------------------------
 
-    def register(self, name: str, actor_ref: pykka.ActorRef[Any]) -> RemoteRef:
+    def register(self, name: str, actor_ref: pykka.ActorRef[Any], *,
+                 access: Access = OPEN) -> RemoteRef:
         """Register a local actor under ``name`` so ``name@NODE`` reaches it.
+
+        Args:
+            name: the name (no ``@``).
+            actor_ref: a local actor.
+            access: which remote roles may reach it beyond each message's own rule
+                (``runtime.SYSTEM`` for Wind's own actors; default: any trusted peer).
 
         Returns:
             Its ref. Raises NodeError if the name is taken by a live actor or holds ``@``.
         """
-        self.registry.register(name, actor_ref)
+        self.registry.register(name, actor_ref, access)
         return RemoteRef(name, self.name, self)
+
+    def refuse(self, reason: str, **context: Any) -> None:
+        """Count and log (rate-limited) a request an actor refused on authorization or content
+        grounds, as the runtime counts its own drops (``stats()["counters"][reason]``)."""
+        self.inbound.drop(reason, **context)
+
+    def identity(self, peer: str) -> Identity:
+        """Who ``peer`` is: its role and scope from the trust configuration.
+
+        With CURVE, the folder its key is filed in (``_trust``); when insecure, ``[node] roles``
+        (names are then taken on trust, which is what insecure means). Unlisted: ``peer``.
+        """
+        if self._policy is not None:
+            ident = self._policy.identity_of_name(peer)
+            return ident if ident is not None else Identity(peer, PEER)
+        return self._insecure_roles.get(peer) or Identity(peer, PEER)
 
     def unregister(self, name: str, actor_ref: pykka.ActorRef[Any] | None = None) -> bool:
         """Forget a name; returns whether it was registered.
@@ -302,23 +367,34 @@ class Node:
                 "peers": self.peers(), "rtt_ms": self.peer_rtt_ms(),
                 "monitors": self.monitors.counts(), "links": self.watches.links(),
                 "pending_asks": len(self.pending),
-                "curve_rejected": self._zap.rejected if self._zap is not None else 0}
+                "curve_rejected": self._zap.rejected if self._zap is not None else 0,
+                "peers_held": len(self.membership.peers), "max_peers": self.config.max_peers,
+                "sockets": self.transport.outbound_count() if self.transport is not None else 0}
 
     # -- fault injection --------------------------------------------------------------------------
 
-    def partition(self, peer: str) -> None:
+    def partition(self, peer: str, direction: str = "both") -> None:
         """Fault injection: drop every frame to and from ``peer`` (heartbeats included) until
-        :meth:`heal`; both sides then see the other go silent, as behind a real partition."""
-        self._blocking(peer, True)
+        :meth:`heal`; both sides then see the other go silent, as behind a real partition.
+
+        Args:
+            direction: ``"both"``; or a one-way cut, ``"in"`` (frames from ``peer`` dropped
+                here) or ``"out"`` (frames to it dropped). Both sides declare each other lost
+                either way: liveness needs answered pings.
+        """
+        if direction not in ("both", "in", "out"):
+            raise ValueError(f"direction {direction!r}: use 'both', 'in' or 'out'")
+        self._blocking(peer, True, direction)
 
     def heal(self, peer: str) -> None:
-        """Undo :meth:`partition`; heartbeats resume and the nodes reconnect by themselves."""
-        self._blocking(peer, False)
+        """Undo :meth:`partition` (every direction); heartbeats resume and the nodes
+        reconnect by themselves."""
+        self._blocking(peer, False, "both")
 
-    def _blocking(self, peer: str, blocked: bool) -> None:
+    def _blocking(self, peer: str, blocked: bool, direction: str) -> None:
         done = threading.Event()
         transport = self.transport
-        transport.call_soon(lambda: (transport.block(peer, blocked), done.set()))  # type: ignore[union-attr]
+        transport.call_soon(lambda: (transport.block(peer, blocked, direction), done.set()))  # type: ignore[union-attr]
         done.wait(5)
 
     # -- sending (any thread) -------------------------------------------------------------------

@@ -8,11 +8,15 @@ Each entry is taken out exactly once, under the table's lock, by whoever complet
 I/O thread for a reply, an error reply, an expired deadline or a lost peer; the caller for
 its own timeout; ``Node.stop`` for everything left. That single take is what guarantees a
 late reply is counted and dropped, never delivered to the wrong place.
+
+Correlation ids are random 63-bit numbers, and a reply is taken only from the node the ask went
+to (:meth:`PendingAsks.take_from`): a trusted peer can neither guess another peer's ids nor
+answer an ask that was not sent to it.
 """
 
 from __future__ import annotations
 
-import itertools
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -33,14 +37,32 @@ class PendingAsks:
     def __init__(self) -> None:
         self._entries: dict[int, Any] = {}
         self._lock = threading.Lock()
-        self._corr = itertools.count(1)
 
     def add(self, entry: Pending) -> int:
-        """Record an ask; returns its correlation id."""
-        corr = next(self._corr)
+        """Record an ask; returns its (random, unused) correlation id."""
+        entries = self._entries
         with self._lock:
-            self._entries[corr] = entry
+            corr = secrets.randbits(63)
+            while corr in entries:
+                corr = secrets.randbits(63)
+            entries[corr] = entry
         return corr
+
+    def take_from(self, corr: int, peer: str) -> tuple[Any | None, bool]:
+        """Remove and return the entry ``corr`` if it was an ask to ``peer``.
+
+        Returns:
+            ``(entry, False)``; ``(None, False)`` when no such ask is pending; ``(None, True)``
+            when it went to another node (the entry stays for the real reply).
+        """
+        with self._lock:
+            entry = self._entries.get(corr)
+            if entry is None:
+                return None, False
+            if entry.peer != peer:
+                return None, True
+            del self._entries[corr]
+            return entry, False
 
     def take(self, corr: int) -> Any | None:
         """Remove and return the entry ``corr`` (None if another completer took it)."""

@@ -13,6 +13,8 @@ import pykka
 from supervisors import has_exited
 from wind_actors.errors import NodeError
 
+from ._authz import OPEN, Access
+
 __all__ = ["Registry"]
 
 
@@ -26,10 +28,11 @@ class Registry:
     def __init__(self, node: str) -> None:
         self._node = node
         self._names: dict[str, pykka.ActorRef[Any]] = {}
+        self._access: dict[str, Access] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, actor_ref: pykka.ActorRef[Any]) -> None:
-        """Bind ``name`` to ``actor_ref``.
+    def register(self, name: str, actor_ref: pykka.ActorRef[Any], access: Access = OPEN) -> None:
+        """Bind ``name`` to ``actor_ref``; ``access`` says which remote roles may reach it.
 
         Raises:
             NodeError: the name is empty, holds ``@``, or is taken by another live actor.
@@ -45,12 +48,21 @@ class Registry:
                 raise NodeError(f"name {name!r} is already registered on {self._node}",
                                 node=self._node, actor=name)
             self._names[name] = actor_ref
+            if access is OPEN:
+                self._access.pop(name, None)
+            else:
+                self._access[name] = access
+
+    def access_of(self, name: str) -> Access:
+        """Who may reach the actor registered as ``name`` (see :class:`~._authz.Access`)."""
+        return self._access.get(name, OPEN)
 
     def unregister(self, name: str, actor_ref: pykka.ActorRef[Any] | None = None) -> bool:
         """Forget a name (only if it is bound to ``actor_ref``, when given); returns whether it was."""
         with self._lock:
             if actor_ref is not None and self._names.get(name) is not actor_ref:
                 return False
+            self._access.pop(name, None)
             return self._names.pop(name, None) is not None
 
     def whereis(self, name: str) -> pykka.ActorRef[Any] | None:

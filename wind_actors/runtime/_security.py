@@ -3,13 +3,16 @@
 Key files are ZeroMQ certificates as written by ``zmq.auth.create_certificates``: for a node
 ``agent@site-a`` the directory holds ``agent@site-a.key`` (public) and
 ``agent@site-a.key_secret`` (secret). A node trusts exactly the public keys found in its
-``keys_dir``; the file's stem names the node the key belongs to, and the ZAP handler hands that
-name to ZeroMQ as the connection's User-Id, so a peer cannot claim another node's name.
+``keys_dir`` (laid out by role, see ``_trust``); the file's stem names the node the key belongs
+to, and the ZAP handler hands that name to ZeroMQ as the connection's User-Id, so a peer cannot
+claim another node's name.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
+import time
 from pathlib import Path
 
 import zmq
@@ -17,8 +20,12 @@ import zmq.auth
 import zmq.utils.z85
 from zmq.auth.thread import ThreadAuthenticator
 
-from wind_actors.errors import SecurityError
 import structlog
+
+from wind_actors.errors import SecurityError
+
+# The trust policy (which keys, which roles) lives in _trust; re-exported here for old imports.
+from ._trust import TrustPolicy, public_key_of, role_dir
 
 __all__ = ["KeyPair", "TrustPolicy", "ZapAdapter", "generate_keys", "load_keypair", "public_key_of"]
 
@@ -41,18 +48,26 @@ class KeyPair:
         return f"KeyPair(public={self.public.decode()!r}, secret=<hidden>)"
 
 
-def generate_keys(name: str, directory: str | Path) -> tuple[Path, Path]:
-    """Write ``NAME.key`` and ``NAME.key_secret`` into ``directory`` (created if missing).
+def generate_keys(name: str, directory: str | Path, role: str = "peer",
+                  scope: str | None = None) -> tuple[Path, Path]:
+    """Write ``NAME.key`` and ``NAME.key_secret`` into the folder of ``role`` in ``directory``.
+
+    Args:
+        name: the node's name.
+        directory: a trust folder (``keys_dir``).
+        role: ``peer`` (the folder itself), ``controller``, ``operator``, ``agent`` or ``client``.
+        scope: the site of an agent, the tenant of a client.
 
     Returns:
         ``(public_file, secret_file)``.
 
     Raises:
-        SecurityError: the name is not usable as a file name or the files exist already.
+        SecurityError: the name is not usable as a file name, the role or scope is not allowed,
+            or the files exist already.
     """
     if not name or "/" in name or name.startswith("."):
         raise SecurityError(f"key name {name!r} is not allowed; use a node name like agent@site-a")
-    directory = Path(directory)
+    directory = role_dir(directory, role, scope)
     directory.mkdir(parents=True, exist_ok=True)
     for suffix in (".key", ".key_secret"):
         if (directory / f"{name}{suffix}").exists():
@@ -80,72 +95,29 @@ def load_keypair(secret_file: str | Path) -> KeyPair:
     return KeyPair(public, secret)
 
 
-def public_key_of(node_name: str, keys_dir: str | Path) -> bytes:
-    """The trusted public key of ``node_name`` from ``keys_dir/NAME.key``.
-
-    Raises:
-        SecurityError: no such key is trusted.
-    """
-    path = Path(keys_dir) / f"{node_name}.key"
-    try:
-        public, _ = zmq.auth.load_certificate(str(path))
-    except (OSError, ValueError):
-        raise SecurityError(f"no trusted public key for node {node_name!r} in {keys_dir}; copy "
-                            f"its {node_name}.key there", node=node_name) from None
-    return public
-
-
-class TrustPolicy:
-    """Which CURVE public keys may connect, and the node name each belongs to.
-
-    Plain and thread-safe; the directory is re-read when an unknown key shows up, so a key
-    copied in later is trusted without a restart.
-
-    Args:
-        keys_dir: directory of ``*.key`` public certificates.
-    """
-
-    def __init__(self, keys_dir: str | Path) -> None:
-        self._dir = Path(keys_dir)
-        self._lock = threading.Lock()
-        self._names: dict[bytes, str] = {}
-        self.reload()
-
-    def reload(self) -> None:
-        """Re-read the trusted keys from the directory."""
-        names: dict[bytes, str] = {}
-        for path in sorted(self._dir.glob("*.key")):
-            try:
-                public, _ = zmq.auth.load_certificate(str(path))
-            except (OSError, ValueError):
-                _log.warning("unreadable public key skipped", path=str(path))
-                continue
-            names[public] = path.stem
-        with self._lock:
-            self._names = names
-
-    def name_of(self, public_key_z85: bytes) -> str | None:
-        """The node name of a trusted key, or ``None`` when the key is not trusted."""
-        with self._lock:
-            name = self._names.get(public_key_z85)
-        if name is None:
-            self.reload()
-            with self._lock:
-                name = self._names.get(public_key_z85)
-        return name
+# An unauthenticated peer costs bounded memory and bounded logging, however many keys it tries.
+_DENIED_KEYS = 1024      # denied keys remembered (least recently seen forgotten first)
+_RECHECK_S = 1.0         # a denied key is looked up again (keys_dir re-read) at most this often
+_WARN_EVERY_S = 1.0      # at most one warning a second, with the running count
 
 
 class ZapAdapter(ThreadAuthenticator):
     """pyzmq's thread-based ZAP handler driven by a :class:`TrustPolicy`.
 
-    Runs in its own thread (one per ``zmq.Context``). Denials are logged once per key.
+    Runs in its own thread (one per ``zmq.Context``); every hook below runs on it. Denials are
+    counted (``rejected``); a key is warned about once while it is remembered (the last 1,024
+    denied keys) and at most one warning goes out a second, with how many were held back. A
+    denied key retrying is refused from memory for a while instead of re-reading ``keys_dir``
+    each time, so a key copied in later is still trusted within seconds.
     """
 
     def __init__(self, context: zmq.Context, policy: TrustPolicy, node: str) -> None:
         super().__init__(context)
         self._policy = policy
         self._node = node
-        self._denied: set[bytes] = set()
+        self._denied: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._warned_at = float("-inf")
+        self._held_back = 0
         self.rejected = 0
 
     def start(self) -> None:
@@ -155,14 +127,33 @@ class ZapAdapter(ThreadAuthenticator):
 
     def callback(self, domain: str, z85: bytes) -> bool:
         """Credentials-provider hook (ZAP thread): is this z85 public key trusted?"""
+        now = time.monotonic()
+        checked = self._denied.get(z85)
+        if checked is not None and now - checked < _RECHECK_S:
+            self._denied.move_to_end(z85)
+            self.rejected += 1
+            return False
         if self._policy.name_of(z85) is not None:
+            self._denied.pop(z85, None)
             return True
-        self.rejected += 1
-        if z85 not in self._denied:
-            self._denied.add(z85)
-            _log.warning("peer with an untrusted CURVE key rejected", node=self._node,
-                         public_key=z85.decode(), allowed="keys in the node's keys_dir")
+        self._deny(z85, now, new=checked is None)
         return False
+
+    def _deny(self, z85: bytes, now: float, *, new: bool) -> None:
+        self.rejected += 1
+        self._denied[z85] = now
+        self._denied.move_to_end(z85)
+        while len(self._denied) > _DENIED_KEYS:
+            self._denied.popitem(last=False)
+        if not new:
+            return
+        if now - self._warned_at < _WARN_EVERY_S:
+            self._held_back += 1
+            return
+        _log.warning("peer with an untrusted CURVE key rejected", node=self._node,
+                     public_key=z85.decode(), rejected_total=self.rejected,
+                     keys_not_logged=self._held_back, allowed="keys in the node's keys_dir")
+        self._warned_at, self._held_back = now, 0
 
     def curve_user_id(self, client_public_key: bytes) -> str:
         """User-Id given to the connection (ZAP thread): the trusted node's name."""

@@ -5,6 +5,17 @@ a controller killed with SIGKILL at any instant reopens to the last committed st
 half-written application. ``synchronous=NORMAL`` (the default here) is durable against a process
 crash; pass ``synchronous="FULL"`` to survive power loss too, at some cost in write rate.
 
+A controller operation is one transaction too: :meth:`Store.begin_deploy` writes a deploy's
+operation record with its application and VM records, :meth:`Store.begin_undeploy` an undeploy's
+operation with the application's state change, :meth:`Store.finish_deploy` and
+:meth:`Store.finish_undeploy` their outcome. ``transaction()`` nests (inner blocks are savepoints),
+so store methods called inside one commit with it.
+
+Fault injection (shipped, like Nomad's mock driver): with ``WIND_FAULT_CRASH_AT=<point>`` in its
+environment, the process that opened the store SIGKILLs itself when it reaches that point. The
+points (:data:`CRASH_POINTS`) sit between the writes of one operation and right after its commit,
+so tests can kill a real controller inside each crash window; an unknown point is a ConfigError.
+
 The store is the only module here that does I/O. One ``Store`` may be shared between threads (a
 lock serializes calls), but it is meant to be owned by the controller actor.
 """
@@ -12,6 +23,8 @@ lock serializes calls), but it is meant to be owned by the controller actor.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -23,7 +36,15 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import ConfigError, NotFound, StoreError
 
-__all__ = ["Store", "AppRecord", "VMRecord", "Operation"]
+__all__ = ["Store", "AppRecord", "VMRecord", "Operation", "CRASH_POINTS", "CRASH_AT_ENV"]
+
+#: The environment variable naming the fault-injection crash point (see the module docstring).
+CRASH_AT_ENV = "WIND_FAULT_CRASH_AT"
+#: Where ``WIND_FAULT_CRASH_AT`` can kill the process: inside an operation's transaction, after its
+#: operation row and before the rest (``*.after_operation``, ``undeploy.after_delete``), and right
+#: after its commit, before the controller acts on it or answers (``*.after_commit``).
+CRASH_POINTS = frozenset({"deploy.after_operation", "deploy.after_commit", "undeploy.after_operation",
+                          "undeploy.after_commit", "undeploy.after_delete"})
 
 _SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -96,6 +117,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _crash_point_from_env() -> str | None:
+    point = os.environ.get(CRASH_AT_ENV) or None
+    if point is not None and point not in CRASH_POINTS:
+        raise ConfigError(f"{CRASH_AT_ENV}={point!r} is not a crash point; use one of "
+                          f"{', '.join(sorted(CRASH_POINTS))}")
+    return point
+
+
 class Store:
     """The controller's desired state in one SQLite file.
 
@@ -106,6 +135,7 @@ class Store:
 
     Raises:
         StoreError: the file cannot be opened or is not a Wind store.
+        ConfigError: ``synchronous`` or ``$WIND_FAULT_CRASH_AT`` is not an allowed value.
     """
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL",
@@ -115,6 +145,8 @@ class Store:
         self.path = str(path)
         self._clock = clock
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction(), read and written only under _lock
+        self._crash_at = _crash_point_from_env()
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -166,22 +198,57 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: everything inside commits together or not at all."""
+        """A write transaction: everything inside commits together or not at all.
+
+        Transactions nest: one opened inside another (by this thread, which holds the lock) is a
+        savepoint of it, so store methods called inside a ``with store.transaction():`` block
+        commit with the block; an exception leaving an inner block undoes only its writes.
+        """
         with self._lock:
+            if self._depth:
+                yield from self._savepoint()
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
+            self._depth = 1
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth = 0
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")
                 raise self._translate(exc) from None
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        name = f"wind_{self._depth}"
+        self._db.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute(f"ROLLBACK TO {name}")
+            self._db.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._depth -= 1
+        self._db.execute(f"RELEASE {name}")
+
+    def _crash_point(self, point: str) -> None:
+        """Fault injection: SIGKILL this process at ``point`` if ``$WIND_FAULT_CRASH_AT`` names it.
+
+        A real SIGKILL, not an exception: nothing after it runs (no rollback, no atexit), which is
+        what a crash in that window does. Uncommitted writes are lost on reopen (WAL).
+        """
+        if point == self._crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(137)  # not reached: SIGKILL to oneself is delivered before kill() returns
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -339,6 +406,68 @@ class Store:
                              (state, None if detail is None else _dumps(detail), self._clock(), op_id))
         if cur.rowcount == 0:
             raise NotFound(f"operation {op_id!r} not found")
+
+    def operation_by_key(self, tenant: str, key: str) -> Operation | None:
+        """Returns: the tenant's operation with idempotency ``key``, or None."""
+        rows = self._read("SELECT * FROM operations WHERE tenant=? AND key=?", (tenant, key))
+        return self._op(rows[0]) if rows else None
+
+    # -- controller operations: each one transaction ------------------------------------------
+
+    def begin_deploy(self, tenant: str, name: str, descriptor: Mapping[str, Any],
+                     placement: Mapping[str, Any] | None, vms: Iterable[VMRecord], *,
+                     key: str | None = None, detail: Mapping[str, Any] | None = None) -> Operation:
+        """Start a deploy: its operation, the application (state ``deploying``) and its VM records,
+        in one transaction.
+
+        An operation that already has ``key`` is reused and set ``running`` with ``detail``
+        (re-driving a deploy whose application went missing); a crash leaves all or nothing.
+
+        Returns:
+            The operation.
+        """
+        with self.transaction():
+            op = self.begin_operation(tenant, "deploy", name, key=key, detail=detail)
+            self._crash_point("deploy.after_operation")
+            if op.state != "running" or (detail is not None and op.detail != dict(detail)):
+                self.update_operation(op.id, "running", detail)
+            self.put_application(tenant, name, descriptor, placement, vms, state="deploying")
+        self._crash_point("deploy.after_commit")
+        return self.get_operation(tenant, op.id)
+
+    def begin_undeploy(self, tenant: str, name: str, *, key: str | None = None,
+                       detail: Mapping[str, Any] | None = None) -> Operation:
+        """Start an undeploy: its operation and the application's state ``undeploying``, in one
+        transaction (an operation that already has ``key`` is reused).
+
+        Returns:
+            The operation.
+
+        Raises:
+            NotFound: there is no such application (nothing is written).
+        """
+        with self.transaction():
+            op = self.begin_operation(tenant, "undeploy", name, key=key, detail=detail)
+            self._crash_point("undeploy.after_operation")
+            self.set_application_state(tenant, name, "undeploying")
+        self._crash_point("undeploy.after_commit")
+        return op
+
+    def finish_deploy(self, tenant: str, name: str, op_id: str, detail: Mapping[str, Any]) -> None:
+        """A deploy's outcome: the operation ``done`` and a ``deploying`` application ``running``,
+        in one transaction."""
+        with self.transaction() as db:
+            self.update_operation(op_id, "done", detail)
+            db.execute("UPDATE applications SET state='running', updated=? WHERE tenant=? AND name=? "
+                       "AND state='deploying'", (self._clock(), tenant, name))
+
+    def finish_undeploy(self, tenant: str, name: str, op_id: str, detail: Mapping[str, Any]) -> None:
+        """An undeploy's outcome: the application and its VM records deleted and the operation
+        ``done``, in one transaction (idempotent)."""
+        with self.transaction():
+            self.delete_application(tenant, name)
+            self._crash_point("undeploy.after_delete")
+            self.update_operation(op_id, "done", detail)
 
     def get_operation(self, tenant: str, op_id: str) -> Operation:
         """Returns: operation ``op_id`` of ``tenant``. Raises: NotFound (also for other tenants')."""
