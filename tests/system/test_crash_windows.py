@@ -70,7 +70,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def restart_controller(cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch, crash_at: str | None = None) -> None:
+def restart_controller(cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch,
+                       crash_at: str | None = None) -> None:
     """SIGKILL the controller (if it runs) and start it again, with the crash hook if asked."""
     cluster.kill("controller")
     with monkeypatch.context() as env:  # only the controller's environment gets the hook

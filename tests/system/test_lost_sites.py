@@ -45,6 +45,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
                              + "[agent.driver_options]\nhosts = 2\nhost_cpus = 4\n")
     cluster.write_config("client", cluster.node_section("client@acme", port)
                          + f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKEN}"\n')
+    # the CLI runs as its own node of tenant acme: one node name is one node, never two processes
+    cluster.keyring.add("cli@acme", "client", "acme")
+    cluster.write_config("cli", cluster.node_section("cli@acme", port)
+                         + f'[client]\ncontroller = "controller@hq"\ntoken = "{TOKEN}"\n')
     try:
         cluster.start("controller", "controller")
         for site in SITES:
@@ -131,7 +135,7 @@ def test_vms_of_a_site_killed_with_sigkill_run_on_other_sites_after_the_grace(cl
     assert {i: vm["site"] for i, vm in moved.items() if i != "web-0"} == \
         {i: s for i, s in others.items() if i != "web-0"}  # nothing else moved
     assert len({vm["site"] for vm in moved.values()}) == 3  # anti-affinity still holds
-    human = cluster.wind("app", "status", "shop", config="client")
+    human = cluster.wind("app", "status", "shop", config="cli")
     assert human.returncode == 0, human.stderr
     assert f"web-0 was rescheduled from lost site(s) {victim} to {moved['web-0']['site']}" in human.stdout
 
@@ -184,13 +188,13 @@ def test_an_application_pinned_to_the_lost_site_stays_lost_with_the_schedulers_e
         timeout=SITE_TIMEOUT + GRACE + 15)
     assert stuck["state"] == "lost" and stuck["site"] == "vault"
     assert "labels tier=vault" in stuck["lost_reason"] and "health (down)" in stuck["lost_reason"]
-    result = cluster.wind("app", "status", "ledger", "--json", config="client")
+    result = cluster.wind("app", "status", "ledger", "--json", config="cli")
     def timeless(detail: str) -> str:  # "unreachable for 2 s" grows between the two reads
         return re.sub(r"unreachable for \d+ s", "unreachable for N s", detail)
 
     detail = json.loads(result.stdout.strip().splitlines()[-1])["vms"][0]["detail"]
     assert timeless(detail) == timeless(stuck["detail"])
-    human = cluster.wind("app", "status", "ledger", config="client")
+    human = cluster.wind("app", "status", "ledger", config="cli")
     assert "db-0 is lost: site vault unreachable" in human.stdout and "tier=vault" in human.stdout
 
     cluster.start("vault", "agent")  # it comes back empty: the VM is started there again

@@ -260,8 +260,7 @@ class ControllerActor(WatchedActor):
         tenant = view.tenant
         prior = self._op_by_key(tenant, msg.op_key, "deploy")
         if prior is not None and not self._deploy_lost_its_app(tenant, prior):
-            if prior.state == "running" and prior.app is not None:
-                self._app_actor(tenant, prior.app)  # it drives the operation to done
+            self._keep_driving(tenant, prior)
             return {"op": prior.id, "app": prior.app, "state": "unchanged", "placement": [], "vms": 0}
         app = view.check_descriptor(parse_descriptor(msg.descriptor))
         if prior is not None and prior.app != app.name:  # the key's operation was about another app
@@ -308,6 +307,16 @@ class ControllerActor(WatchedActor):
                   sites=by_site, op=op.id)
         return {"op": op.id, "app": app.name, "state": "deploying",
                 "placement": [s.to_mapping() for s in placement.slots], "vms": len(records)}
+
+    def _keep_driving(self, tenant: str, op: Any) -> None:
+        """Make sure a running deploy's application has its actor, which drives it to done."""
+        if op.state != "running" or op.app is None:
+            return
+        try:
+            self.store.get_application(tenant, op.app)
+        except NotFound:
+            return  # undeployed since: nothing to drive
+        self._app_actor(tenant, op.app)
 
     def _deploy_lost_its_app(self, tenant: str, op: Any) -> bool:
         """Whether deploy ``op`` still runs without its application, and no undeploy of that
