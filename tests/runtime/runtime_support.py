@@ -14,9 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
+import zmq
+
 import supervisors
 
 from wind_actors import testing
+from wind_actors.runtime import load_keypair
+from wind_actors.runtime._trust import public_key_of
+from wind_actors.runtime._wire import WIRE_VERSION, Kind
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -104,3 +110,52 @@ def wind_node_start(config: Path) -> subprocess.Popen[str]:
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
     """:func:`wind_actors.testing.wait_for` with this folder's argument order."""
     return testing.wait_for("the condition", predicate, timeout, interval)
+
+
+class RawPeer:
+    """A hand-driven 'node' raw@test: a PUSH into the target and a PULL for its answers
+    (a node's sockets: it receives on a bound PULL and sends on one PUSH per peer)."""
+
+    def __init__(self, keys_dir, target_name: str, target_address: str) -> None:
+        keys = load_keypair(keys_dir / "raw@test.key_secret")
+        self.ctx = zmq.Context()
+        self.inbox = self.ctx.socket(zmq.PULL)
+        self.inbox.curve_server = True
+        self.inbox.curve_publickey, self.inbox.curve_secretkey = keys.public, keys.secret
+        self.inbox.bind("tcp://127.0.0.1:0")
+        self.address = self.inbox.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._keys = keys
+        self._server = public_key_of(target_name, keys_dir)
+        self._target = target_address
+        self.push = self.new_push()
+
+    def new_push(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.PUSH)
+        sock.curve_publickey, sock.curve_secretkey = self._keys.public, self._keys.secret
+        sock.curve_serverkey = self._server
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self._target)
+        return sock
+
+    def frame(self, *envelopes, src: str = "raw@test", version: int = WIRE_VERSION) -> bytes:
+        return msgpack.packb([version, src, self.address, list(envelopes)], use_bin_type=True)
+
+    def answers(self, timeout_ms: int = 5000) -> list:
+        """Envelopes of the next frame the target sends back (skipping heartbeats)."""
+        while self.inbox.poll(timeout_ms):
+            data = self.inbox.recv()
+            envelopes = [e for e in msgpack.unpackb(data)[3] if e[0] not in (Kind.PING, Kind.PONG)]
+            if envelopes:
+                return envelopes
+        raise AssertionError("no answer from the node")
+
+    def next_envelope(self, kind: Kind, timeout_ms: int = 5000) -> list:
+        """The next envelope of ``kind`` the target sends back."""
+        while self.inbox.poll(timeout_ms):
+            for env in msgpack.unpackb(self.inbox.recv())[3]:
+                if env[0] == kind:
+                    return env
+        raise AssertionError(f"no {kind.name} from the node")
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)

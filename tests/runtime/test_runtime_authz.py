@@ -15,8 +15,8 @@ from typing import Any
 
 import msgpack
 import pytest
-import zmq
 from runtime_messages import Echo, EchoActor
+from runtime_support import RawPeer
 
 import supervisors
 from wind_actors.errors import Forbidden
@@ -25,8 +25,7 @@ from wind_actors.runtime import (AGENT, CLIENT, CONTROLLER, LOCAL, OPEN, SYSTEM,
                                  TrustPolicy, allow, generate_keys, load_keypair, message, rules)
 from wind_actors.runtime._authz import check_message, check_watch
 from wind_actors.runtime._replies import ReplyFuture
-from wind_actors.runtime._trust import public_key_of
-from wind_actors.runtime._wire import WIRE_VERSION, Kind
+from wind_actors.runtime._wire import Kind
 from wind_actors.testing import wait_for
 
 
@@ -254,42 +253,11 @@ def test_a_link_from_a_client_can_never_stop_a_system_actor(world):
     assert nodes["agent@a"].ref("svc@controller@t").ask(Report("a"), timeout=5) == "ok"
 
 
-class RawPeer:
-    """A hand-driven node ``raw@test`` (a trusted peer key): crafts REPLY and DOWN envelopes."""
-
-    def __init__(self, keys: Path, target: Node) -> None:
-        kp = load_keypair(keys / "raw@test.key_secret")
-        self.ctx = zmq.Context()
-        self.inbox = self.ctx.socket(zmq.PULL)
-        self.inbox.curve_server = True
-        self.inbox.curve_publickey, self.inbox.curve_secretkey = kp.public, kp.secret
-        self.inbox.bind("tcp://127.0.0.1:0")
-        self.address = self.inbox.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.curve_publickey, self.push.curve_secretkey = kp.public, kp.secret
-        self.push.curve_serverkey = public_key_of(target.name, keys)
-        self.push.setsockopt(zmq.LINGER, 0)
-        self.push.connect(target.address)
-
-    def send(self, *envelopes: list[Any]) -> None:
-        self.push.send(msgpack.packb([WIRE_VERSION, "raw@test", self.address, list(envelopes)],
-                                     use_bin_type=True))
-
-    def next_envelope(self, kind: Kind, timeout_ms: int = 5000) -> list[Any]:
-        while self.inbox.poll(timeout_ms):
-            for env in msgpack.unpackb(self.inbox.recv())[3]:
-                if env[0] == kind:
-                    return env
-        raise AssertionError(f"no {kind.name} from the node")
-
-    def close(self) -> None:
-        self.ctx.destroy(linger=0)
-
-
 @pytest.fixture
 def raw(world):
     nodes, _, ring = world
-    peer = RawPeer(ring.trust_dir("raw@test"), nodes["controller@t"])
+    target = nodes["controller@t"]
+    peer = RawPeer(ring.trust_dir("raw@test"), target.name, target.address)
     yield peer
     peer.close()
 
@@ -312,7 +280,7 @@ def test_a_reply_from_a_node_that_was_not_asked_is_dropped_and_the_real_one_stil
     nodes["agent@a"].register("gate", Gate.start(release))
     future = asker.ask_future(asker.ref("gate@agent@a"), Echo("q"), timeout=10)
     corr = wait_for("the pending ask", lambda: next(iter(asker.pending._entries), None), 5)
-    raw.send([Kind.REPLY, corr, msgpack.packb("forged", use_bin_type=True)])
+    raw.push.send(raw.frame([Kind.REPLY, corr, msgpack.packb("forged", use_bin_type=True)]))
     wait_for("the forged reply to be dropped",
              lambda: asker.stats()["counters"].get("forged_reply", 0) >= 1, 5)
     release.set()
@@ -334,7 +302,7 @@ def test_a_down_from_a_node_that_does_not_hold_the_actor_is_dropped(world, raw):
     nodes["agent@a"].register("watched", actor)
     watcher.monitor(watcher.ref("watched@agent@a"), downs.put)
     wire_id = wait_for("the monitor", lambda: next(iter(watcher.monitors._out), None), 5)
-    raw.send([Kind.DOWN, wire_id, msgpack.packb("forged", use_bin_type=True)])
+    raw.push.send(raw.frame([Kind.DOWN, wire_id, msgpack.packb("forged", use_bin_type=True)]))
     wait_for("the forged DOWN to be dropped",
              lambda: watcher.stats()["counters"].get("forged_down", 0) >= 1, 5)
     assert downs.empty()
@@ -348,5 +316,5 @@ def test_a_down_whose_reason_does_not_decode_still_fires_the_monitor(world, raw)
     watcher.connect("raw@test", raw.address, wait=False)
     watcher.monitor(watcher.ref("thing@raw@test"), downs.put)
     monitor = raw.next_envelope(Kind.MONITOR)
-    raw.send([Kind.DOWN, monitor[1], b"\xc1 not msgpack"])
+    raw.push.send(raw.frame([Kind.DOWN, monitor[1], b"\xc1 not msgpack"]))
     assert downs.get(timeout=5).reason == "undecodable"

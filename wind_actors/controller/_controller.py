@@ -531,10 +531,6 @@ class ControllerActor(WatchedActor):
         return site.agent.ask(KillVM(record.name), timeout=30.0)
 
 
-def _undeploy_state(op_state: str) -> str:
-    return "undeployed" if op_state == "done" else "undeploying"
-
-
 def _seed(tenant: str, app: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{tenant}/{app}".encode()).digest()[:4], "big")
 

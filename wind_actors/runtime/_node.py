@@ -87,6 +87,7 @@ class Node:
         self._zap: ZapAdapter | None = None
         self._keypair = None
         self._policy: TrustPolicy | None = None
+        self._identities: dict[str, tuple[int, Identity]] = {}
         self._insecure_roles = {name: Identity(name, *role) for name, role in config.role_table().items()}
         self.notifier = Notifier(self.name)
         self.inbound = Inbound(self)
@@ -247,10 +248,15 @@ class Node:
         With CURVE, the folder its key is filed in (``_trust``); when insecure, ``[node] roles``
         (names are then taken on trust, which is what insecure means). Unlisted: ``peer``.
         """
-        if self._policy is not None:
-            ident = self._policy.identity_of_name(peer)
-            return ident if ident is not None else Identity(peer, PEER)
-        return self._insecure_roles.get(peer) or Identity(peer, PEER)
+        policy = self._policy
+        if policy is None:
+            return self._insecure_roles.get(peer) or Identity(peer, PEER)
+        cached = self._identities.get(peer)  # once per frame: no lock while the trust is unchanged
+        if cached is not None and cached[0] == policy.generation:
+            return cached[1]
+        ident = policy.identity_of_name(peer) or Identity(peer, PEER)
+        self._identities[peer] = (policy.generation, ident)
+        return ident
 
     def unregister(self, name: str, actor_ref: pykka.ActorRef[Any] | None = None) -> bool:
         """Forget a name; returns whether it was registered.

@@ -11,7 +11,6 @@ claim another node's name.
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from pathlib import Path
 

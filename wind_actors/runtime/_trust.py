@@ -121,6 +121,8 @@ class TrustPolicy:
         self._by_key: dict[bytes, Identity] = {}
         self._by_name: dict[str, Identity] = {}
         self._loaded_at = float("-inf")
+        self.generation = 0
+        """Bumped by every :meth:`reload`, so callers may cache identities until it changes."""
         self.reload()
 
     def reload(self) -> None:
@@ -151,6 +153,7 @@ class TrustPolicy:
         by_name = {k: v for k, v in by_name.items() if k not in clashes}
         with self._lock:
             self._by_key, self._by_name = by_key, by_name
+            self.generation += 1
             self._loaded_at = time.monotonic()
 
     def identity_of(self, public_key_z85: bytes) -> Identity | None:
