@@ -22,8 +22,9 @@ import supervisors
 from wind_actors.errors import Forbidden
 from wind_actors.keyring import Keyring
 from wind_actors.runtime import (AGENT, CLIENT, CONTROLLER, LOCAL, OPEN, SYSTEM, Identity, Node,
-                                 TrustPolicy, allow, generate_keys, load_keypair, message, rules)
-from wind_actors.runtime._authz import check_message, check_watch
+                                 TrustPolicy, allow, generate_keys, load_keypair, message, rule_of,
+                                 rules)
+from wind_actors.runtime._authz import DEPENDS, check_message, check_watch, type_verdict
 from wind_actors.runtime._replies import ReplyFuture
 from wind_actors.runtime._wire import Kind
 from wind_actors.testing import wait_for
@@ -203,6 +204,32 @@ def test_an_agent_speaking_for_another_site_is_refused_and_counted(world):
     assert nodes["agent@a"].ref("svc@controller@t").ask(Report("a"), timeout=5) == "ok"
     assert seen.get(timeout=5)[0] == Report("a")  # the forged one never arrived before it
     assert seen.empty()
+
+
+def test_tells_batched_into_frames_are_each_checked_for_their_own_scope(world):
+    """The runtime decides once per frame and message type, except where a rule reads a field:
+    tells sent back to back (so the transport packs many into one frame) are each checked."""
+    nodes, seen, _ = world
+    target, svc = nodes["controller@t"], nodes["agent@a"].ref("svc@controller@t")
+    for i in range(200):
+        svc.tell(Report("a") if i % 3 else Report("b"))
+        if i % 50 == 0:
+            svc.tell(Command("not an agent's to send"))
+    assert svc.ask(Report("a"), timeout=5) == "ok"
+    delivered = [seen.get(timeout=5)[0] for _ in range(200 - 67 + 1)]
+    assert delivered == [Report("a")] * (200 - 67 + 1) and seen.empty()
+    assert _forbidden(target) == 67 + 4
+
+
+def test_the_per_type_verdict_agrees_with_the_per_message_check():
+    for sender in (AGENT_A, CLIENT_X, THE_CONTROLLER, LOCAL, Identity("p@p", "peer")):
+        for message in (Report("a"), Command("x"), Echo("hi")):
+            for access in (OPEN, SYSTEM):
+                verdict = type_verdict(sender, type(message), access)
+                if verdict is DEPENDS:
+                    assert rule_of(type(message)).scope_field is not None
+                else:
+                    assert verdict == check_message(sender, message, access)
 
 
 def test_a_client_asking_for_a_controller_command_gets_forbidden(world):

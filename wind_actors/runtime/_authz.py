@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 __all__ = [
     "Identity", "Rule", "Access", "allow", "rule_of", "rules", "check_message", "check_watch",
     "CONTROLLER", "AGENT", "CLIENT", "OPERATOR", "PEER", "ROLES", "LOCAL", "OPEN", "SYSTEM",
-    "identity_of",
+    "identity_of", "type_verdict", "DEPENDS",
 ]
 
 CONTROLLER = "controller"
@@ -163,21 +163,42 @@ def check_message(sender: Identity, message: Any, access: Access) -> str | None:
     Returns:
         ``None`` when allowed, else why not (what was wrong and what is allowed).
     """
-    if sender.is_local:
+    why = type_verdict(sender, type(message), access)
+    if why is not DEPENDS:
+        return why
+    field = _RULES[type(message)].scope_field
+    value = getattr(message, field, None)  # type: ignore[arg-type]
+    if value != sender.scope:
+        return (f"{_kind(type(message))} names {field} {value!r}, but {sender} may only speak "
+                f"for {SCOPED[sender.role]} {sender.scope!r}")
+    return None
+
+
+DEPENDS = "depends on the message's fields"
+"""What :func:`type_verdict` returns when the verdict needs the message itself (a scope field)."""
+
+
+def type_verdict(sender: Identity, cls: type, access: Access) -> str | None:
+    """The verdict of :func:`check_message` for every message of type ``cls`` from ``sender``.
+
+    The runtime decides once per frame, target and message type rather than once per message.
+
+    Returns:
+        ``None`` when allowed, why not when refused, or :data:`DEPENDS` when the rule names a
+        scope field that each message must be checked for.
+    """
+    if sender.role == "local":
         return None
-    rule = _RULES.get(type(message))
+    rule = _RULES.get(cls)
     if rule is None:
         if access.strict:
-            return (f"{_kind(message)} has no permission rule and this actor accepts only "
+            return (f"{_kind(cls)} has no permission rule and this actor accepts only "
                     "messages that have one")
         return None
     if sender.role not in rule.roles:
-        return f"{_kind(message)} may be sent by {rule.describe()}, not by {sender}"
+        return f"{_kind(cls)} may be sent by {rule.describe()}, not by {sender}"
     if rule.scope_field is not None and sender.role in SCOPED:
-        value = getattr(message, rule.scope_field, None)
-        if value != sender.scope:
-            return (f"{_kind(message)} names {rule.scope_field} {value!r}, but {sender} may "
-                    f"only speak for {SCOPED[sender.role]} {sender.scope!r}")
+        return DEPENDS
     return None
 
 
@@ -196,6 +217,6 @@ def check_watch(sender: Identity, what: str, allowed: Iterable[str] | None) -> s
     return f"{sender} may not {what} this actor; allowed: {who}"
 
 
-def _kind(message: Any) -> str:
-    mtype = getattr(type(message), "__wind_message__", None)
-    return f"message {mtype.tag!r}" if mtype is not None else f"a plain {type(message).__name__}"
+def _kind(cls: type) -> str:
+    mtype = getattr(cls, "__wind_message__", None)
+    return f"message {mtype.tag!r}" if mtype is not None else f"a plain {cls.__name__}"

@@ -21,7 +21,7 @@ import supervisors
 from wind_actors.errors import ActorError, Forbidden, NodeDownError, NoSuchActor, WireError
 import structlog
 
-from ._authz import Access, Identity, check_message, check_watch
+from ._authz import DEPENDS, Access, Identity, check_message, check_watch, type_verdict
 from ._events import NodeDown, NodeUp
 from ._replies import complete, fail
 from ._wire import Kind, ask_corr_id, parse_envelope, parse_frame
@@ -37,6 +37,8 @@ _REPLY = Kind.REPLY.value
 _TELL = Kind.TELL.value
 _ASK = Kind.ASK.value
 
+
+_UNDECIDED: Any = object()
 
 FORBIDDEN = "forbidden"
 """The reason of the Down a refused remote monitor gets (the watcher may not watch that actor)."""
@@ -204,7 +206,7 @@ class Inbound:
             node.publish(NodeUp(src))
         decode = node.codec.decode
         sender = node.identity(src)
-        targets: dict[str, tuple[Any, Access]] = {}  # per frame: tells mostly share one target
+        targets: dict[str, tuple[Any, Access, dict[type, str | None]]] = {}  # tells share one
         delivered = 0
         handed = False
         for raw in frame.envelopes:
@@ -218,11 +220,19 @@ class Inbound:
                         and type(raw[2]) is bytes):
                     target = targets.get(raw[1])
                     if target is None:
-                        target = targets[raw[1]] = self._target(src, raw[1])
+                        target = targets[raw[1]] = (*self._target(src, raw[1]), {})
                     message = decode(raw[2])
-                    if self._admit(sender, message, target[1], raw[1]):
+                    # one verdict per frame, target and type unless the rule reads a field
+                    why = target[2].get(type(message), _UNDECIDED)
+                    if why is _UNDECIDED:
+                        why = target[2][type(message)] = type_verdict(sender, type(message),
+                                                                      target[1])
+                    if why is None or (why is DEPENDS and self._admit(sender, message,
+                                                                       target[1], raw[1])):
                         target[0].put(_Envelope(message, None, sender))
                         delivered += 1
+                    elif why is not DEPENDS:
+                        self._refused(sender, raw[1], why)
                 elif (raw[0] == _ASK and len(raw) == 4 and type(raw[1]) is str
                         and type(raw[2]) is int and type(raw[3]) is bytes):
                     # liveness checked per ask (not cached per frame as for tells): an ask
@@ -252,8 +262,11 @@ class Inbound:
         why = check_message(sender, message, access)
         if why is None:
             return True
-        self.drop("forbidden", peer=sender.node, role=sender.role, actor=target, detail=why)
+        self._refused(sender, target, why)
         return False
+
+    def _refused(self, sender: Identity, target: str, why: str) -> None:
+        self.drop("forbidden", peer=sender.node, role=sender.role, actor=target, detail=why)
 
     def _ask(self, src: str, sender: Identity, name: str, corr: int, body: bytes) -> bool:
         """Deliver an ask (True) or answer it with the refusal (False)."""

@@ -10,13 +10,16 @@ its own timeout; ``Node.stop`` for everything left. That single take is what gua
 late reply is counted and dropped, never delivered to the wrong place.
 
 Correlation ids are random 63-bit numbers, and a reply is taken only from the node the ask went
-to (:meth:`PendingAsks.take_from`): a trusted peer can neither guess another peer's ids nor
-answer an ask that was not sent to it.
+to (:meth:`PendingAsks.take_from`): a trusted peer cannot answer an ask that was not sent to it,
+whatever id it names. The ids come from a generator seeded from ``os.urandom`` (one per table),
+not from ``secrets`` per ask: that is a system call on every ask, and the sender check, not the
+id, is what refuses a forged reply.
 """
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -37,14 +40,15 @@ class PendingAsks:
     def __init__(self) -> None:
         self._entries: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._random = random.Random(os.urandom(32))
 
     def add(self, entry: Pending) -> int:
         """Record an ask; returns its (random, unused) correlation id."""
         entries = self._entries
         with self._lock:
-            corr = secrets.randbits(63)
+            corr = self._random.getrandbits(63)
             while corr in entries:
-                corr = secrets.randbits(63)
+                corr = self._random.getrandbits(63)
             entries[corr] = entry
         return corr
 

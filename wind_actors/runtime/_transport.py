@@ -36,6 +36,7 @@ import os
 import resource
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -118,6 +119,12 @@ def raise_fd_limit(needed: int) -> int:
     except (ValueError, OSError):
         return soft
     return target
+
+
+def _raised_at(exc: BaseException) -> str | None:
+    """``file:line in function`` of the innermost frame that raised ``exc``."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ is not None else []
+    return f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else None
 
 
 class _Throttle:
@@ -441,9 +448,11 @@ class Transport:
         self.counters["io_errors"] += 1
         held = self._throttle.allow("io_error")
         if held is not None:
+            # where it was raised, not a rendered traceback: formatting one (the console
+            # renderer draws it) stalls this thread long enough to miss a peer's heartbeats
             _log.error("I/O thread error, carrying on", node=self.node, where=where,
-                       error=repr(exc), io_errors=self.counters["io_errors"], not_logged=held,
-                       exc_info=exc)
+                       error=repr(exc), raised_at=_raised_at(exc),
+                       io_errors=self.counters["io_errors"], not_logged=held)
 
     def _drain_wake(self) -> None:
         try:
