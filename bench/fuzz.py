@@ -149,7 +149,15 @@ def _violation(msg: Any) -> str | None:
 
 
 class Probe(supervisors.WatchedActor):
-    """Checks every message it receives; answers FuzzStats with its figures and the node's."""
+    """Checks every message it receives; answers FuzzStats with its figures and the node's.
+
+    It traps exits: the fuzzer's random LINK envelopes are honoured (any trusted peer may link
+    an open actor, as in Erlang), and when ``fuzz@raw``, which never answers heartbeats, is
+    declared down the link fires ``noconnection``. Untrapped, that correctly stops the probe,
+    and every later control ask met "no actor 'probe'", which is the harness, not a hang.
+    """
+
+    trap_exits = True
 
     def __init__(self, node: Node) -> None:
         super().__init__()
@@ -157,11 +165,15 @@ class Probe(supervisors.WatchedActor):
         self.received = 0
         self.plain = 0
         self.violations = 0
+        self.exits = 0
         self.examples: list[str] = []
 
     def on_receive(self, msg: Any) -> Any:
         if type(msg) is FuzzStats:
             return self._stats()
+        if type(msg) is supervisors.Exit:  # a fuzzed link that fired (not from the wire)
+            self.exits += 1
+            return None
         self.received += 1
         if type(msg) not in _FIELDS:
             self.plain += 1
@@ -182,6 +194,7 @@ class Probe(supervisors.WatchedActor):
         else:
             stats = {}
         return {"received": self.received, "plain": self.plain, "violations": self.violations,
+                "link_exits": self.exits,
                 "examples": list(self.examples), "counters": stats.get("counters", {}),
                 "monitors": stats.get("monitors", {}), "links": stats.get("links", {})}
 
@@ -627,6 +640,7 @@ def _summary(stats: dict[str, Any], target: Target, rss_start: float,
             "drops": {k: v for k, v in sorted(counters.items())
                       if k not in ("dropped", "delivered")},
             "monitors": stats.get("monitors", {}), "links": stats.get("links", {}),
+            "link_exits_trapped": stats.get("link_exits", 0),
             "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(target.rss_mb(), 1),
             "rss_growth_mb": round(target.rss_mb() - rss_start, 1),
             "elapsed_s": round(time.monotonic() - started, 1)}

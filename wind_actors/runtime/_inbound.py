@@ -22,6 +22,7 @@ from wind_actors.errors import ActorError, Forbidden, NodeDownError, NoSuchActor
 import structlog
 
 from ._authz import DEPENDS, Access, Identity, check_message, check_watch, type_verdict
+from ._endpoints import LITERAL_ENDPOINTS, is_literal_endpoint
 from ._events import NodeDown, NodeUp
 from ._replies import complete, fail
 from ._wire import Kind, ask_corr_id, parse_envelope, parse_frame
@@ -101,6 +102,7 @@ class Inbound:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._warned_at: dict[str, float] = {}
+        self._silent_held = 0  # peers that never answered since the last such warning
 
     # -- drops --------------------------------------------------------------------------------
 
@@ -141,11 +143,8 @@ class Inbound:
         tick = membership.tick(now)
         for peer, previous in tick.lost:
             self._peer_down(peer, previous, "heartbeat_timeout")
-        for peer in tick.never_answered:  # what a failed CURVE handshake looks like from here
-            _log.warning("peer never answered our pings", node=node.name, peer=peer,
-                         address=node._addresses.get(peer),
-                         hint="is it running at that address, and is our public key in its "
-                              "keys_dir?")
+        if tick.never_answered:  # what a failed CURVE handshake looks like from here
+            self._never_answered(tick.never_answered, now)
         for peer in tick.forgotten + tick.redial:  # forgotten: closed; redial: made anew
             node.transport.reset_peer(peer)  # type: ignore[union-attr]
         if tick.forgotten:
@@ -165,6 +164,19 @@ class Inbound:
             for entry in node.pending.take_where(lambda p: p.deadline <= now):
                 fail(entry, _timeout_error(entry))
         return min(membership.next_deadline(), now + membership.interval)
+
+    def _never_answered(self, peers: list[str], now: float) -> None:
+        """One warning a second at most, naming a few: a flood of names must not flood the log."""
+        self._silent_held += len(peers)
+        if now - self._warned_at.get("never_answered", -10.0) < 1.0:
+            return
+        self._warned_at["never_answered"] = now
+        first = peers[0]
+        _log.warning("peer never answered our pings", node=self.node.name, peer=first,
+                     address=self.node._addresses.get(first), peers_total=self._silent_held,
+                     others=peers[1:4], hint="is it running at that address, and is our "
+                                             "public key in its keys_dir?")
+        self._silent_held = 0
 
     def on_link_lost(self, peer: str, why: str) -> None:
         previous = self.node.membership.lost(peer, time.monotonic())
@@ -201,8 +213,14 @@ class Inbound:
         if node.transport.is_blocked(src):  # type: ignore[union-attr]
             node.counters["blocked_in"] += 1
             return False
-        node.learn_address(src, frame.src_address)
-        if node.membership.heard(src, frame.src_address, time.monotonic()):
+        address = frame.src_address
+        if address and address != node._addresses.get(src) and not is_literal_endpoint(address):
+            self.drop("bad_address", peer=src, address=address[:80],
+                      detail="the frame's return address is not a literal endpoint",
+                      allowed=LITERAL_ENDPOINTS)
+            return False
+        node.learn_address(src, address)
+        if node.membership.heard(src, address, time.monotonic()):
             node.publish(NodeUp(src))
         decode = node.codec.decode
         sender = node.identity(src)
