@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wind_actors.services import Host, Pool, Resources, SiteReport, Slot
 
@@ -41,9 +45,39 @@ def test_rtt_is_read_both_ways_and_the_larger_measurement_wins():
     pool = Pool.from_reports([report("a", rtt_ms={"b": 10}), report("b", rtt_ms={"a": 14, "c": 3}), report("c")])
     assert pool.rtt_ms("a", "b") == pool.rtt_ms("b", "a") == 14
     assert pool.rtt_ms("c", "b") == 3
-    assert pool.rtt_ms("a", "c") is None
+    assert pool.rtt_ms("a", "c") == 14 + 3  # never measured: bounded through b
     assert pool.rtt_ms("a", "a") == 0
     assert pool.without_site("b").rtt_ms("a", "b") is None
+    assert pool.without_site("b").rtt_ms("a", "c") is None  # no relay left
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100)), min_size=2, max_size=12),
+       st.data())
+def test_an_inferred_rtt_is_an_upper_bound_and_a_measured_one_is_exact(points, data):
+    """Sites at points of a plane, RTT their distance (a metric, as RTTs nearly are); each
+    site measures a random few: every answer is the distance when measured, else at least it."""
+    names = [f"s{i}" for i in range(len(points))]
+
+    def dist(i, j):
+        return math.dist(points[i], points[j])
+
+    reports = []
+    measured = set()
+    for i, name in enumerate(names):
+        picks = data.draw(st.sets(st.sampled_from(range(len(names))), max_size=3))
+        measured |= {(i, j) for j in picks if j != i} | {(j, i) for j in picks if j != i}
+        reports.append(report(name, rtt_ms={names[j]: dist(i, j) for j in picks if j != i}))
+    pool = Pool.from_reports(reports)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            rtt = pool.rtt_ms(names[i], names[j])
+            if i == j:
+                assert rtt == 0
+            elif (i, j) in measured:
+                assert rtt == pytest.approx(dist(i, j))
+            elif rtt is not None:
+                assert rtt >= dist(i, j) - 1e-9
 
 
 def test_reserving_and_releasing_slots_moves_usage_on_the_right_host():

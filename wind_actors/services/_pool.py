@@ -11,6 +11,7 @@ Everything here is an immutable value; updates return a new ``Pool``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Iterable, Mapping, NamedTuple
 
 __all__ = ["Resources", "Host", "SiteReport", "Site", "Pool", "HEALTHY", "DRIVER_KINDS"]
@@ -218,13 +219,40 @@ class Pool:
         return Pool(sites, self.rtt)
 
     def rtt_ms(self, a: str, b: str) -> float | None:
-        """Returns: the RTT between two sites (0 for the same site), or None if never measured."""
+        """The RTT between two sites: 0 for the same site, the measured value (the larger
+        direction), else an upper bound inferred through one relay site, else None.
+
+        Each site probes a bounded set of others (``controller._probes``), not all of them, so
+        most pairs of a large pool are never measured. RTTs obey the triangle inequality closely
+        enough that ``rtt(a, c) + rtt(c, b)`` over the best measured relay ``c`` bounds ``rtt(a,
+        b)`` from above. An upper bound is what a ``max_latency_ms`` rule (the only user) may
+        rely on: a pair it admits is within the bound, never beyond it.
+        """
         if a == b:
             return 0.0
-        there, back = self.rtt.get((a, b)), self.rtt.get((b, a))
-        if there is None:
-            return back
-        return there if back is None else max(there, back)
+        links = self._links
+        near_a, near_b = links.get(a), links.get(b)
+        if near_a is None or near_b is None:
+            return None
+        direct = near_a.get(b)
+        if direct is not None:
+            return direct
+        if len(near_a) > len(near_b):
+            near_a, near_b = near_b, near_a
+        relayed = [ms + near_b[c] for c, ms in near_a.items() if c in near_b]
+        return min(relayed) if relayed else None
+
+    @cached_property
+    def _links(self) -> dict[str, dict[str, float]]:
+        """Measured RTTs per site, both directions merged (the larger): built once per pool."""
+        links: dict[str, dict[str, float]] = {}
+        for (a, b), ms in self.rtt.items():
+            if a == b:
+                continue
+            for x, y in ((a, b), (b, a)):
+                row = links.setdefault(x, {})
+                row[y] = max(row.get(y, ms), ms)
+        return links
 
     def with_usage(self, slots: Iterable[Any], sign: int = 1) -> "Pool":
         """Returns: this pool with each slot's resources reserved (``sign=1``) or released (``-1``).
