@@ -52,7 +52,7 @@ class PoolState:
         self._rtt: dict[tuple[int, int], float | None] = {}
 
     def rtt(self, a: int, b: int) -> float | None:
-        """Returns: the RTT between sites ``a`` and ``b`` in ms, None if never measured."""
+        """Returns: the RTT between sites ``a`` and ``b`` in ms, None if neither measured nor inferable (``Pool.rtt_ms``)."""
         key = (a, b) if a <= b else (b, a)
         try:
             return self._rtt[key]
