@@ -52,7 +52,8 @@ class PoolState:
         self._rtt: dict[tuple[int, int], float | None] = {}
 
     def rtt(self, a: int, b: int) -> float | None:
-        """Returns: the RTT between sites ``a`` and ``b`` in ms, None if neither measured nor inferable (``Pool.rtt_ms``)."""
+        """Returns: the RTT between sites ``a`` and ``b`` in ms (measured, or bounded through a
+        relay: ``Pool.rtt_ms``), None if neither."""
         key = (a, b) if a <= b else (b, a)
         try:
             return self._rtt[key]
