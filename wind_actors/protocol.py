@@ -10,8 +10,9 @@ logs any other sender before the message reaches an actor)::
 
     client of T ──Deploy/Status/Undeploy/Sites/GetOperation/KillInstance──▶ controller   (ask)
     operator    ──RemoveSite/Sites/GetOperation──▶ controller                          (ask)
-    agent of S  ──SiteReport, VMUpdates (naming site S only)──▶ controller              (tell)
+    agent of S  ──SiteReport (naming site S only)──▶ controller                         (tell)
     controller  ──EnsureVMs/RemoveVMs/ListVMs/KillVM──▶ site.S@agent                   (ask)
+    controller  ──ReportAck──▶ site.S@agent                                            (tell)
 
 A client's token must also be its own tenant's: the controller refuses a token of another tenant
 from a client key (a stolen token is useless without that tenant's key).
@@ -32,7 +33,7 @@ from wind_actors.runtime import AGENT, CLIENT, CONTROLLER, OPERATOR, RemoteRef, 
 
 __all__ = [
     "CONTROLLER_ACTOR", "site_actor_name", "vm_actor_name",
-    "SiteReport", "VMUpdates", "EnsureVMs", "RemoveVMs", "ListVMs", "KillVM",
+    "SiteReport", "ReportAck", "EnsureVMs", "RemoveVMs", "ListVMs", "KillVM",
     "Deploy", "Status", "Undeploy", "Sites", "RemoveSite", "GetOperation", "KillInstance",
     "error_reply", "is_error",
 ]
@@ -55,46 +56,65 @@ def vm_actor_name(vm: str) -> str:
 
 
 @allow(AGENT, scope_field="site")
-@message("wind.agent.site_report", version=1)
+@message("wind.agent.site_report", version=2)
 @dataclass(frozen=True)
 class SiteReport:
-    """A site's full report: capacity, inventory and health (told every ``report_interval``).
+    """One part of a site's report: what changed since ``base``, or (``base`` None) a resync of
+    the whole inventory. See ``wind_actors._reports`` for the sequence numbers and the resync.
+
+    Told every ~0.1 s while VMs change, and every ``report_interval`` as a keepalive that also
+    repeats whatever the controller has not acknowledged (:class:`ReportAck`). A report too big
+    for one frame is cut into ``parts``; the controller applies it once it holds all of them.
 
     Attributes:
         site: the site name.
         agent: a ref to the site actor (the controller asks it to place and remove VMs).
-        report: ``services.SiteReport.to_mapping()``: hosts, region, labels, health, driver,
-            ``rtt_ms`` keyed by *node* name (the controller maps nodes to sites).
-        vms: the inventory, one dict per VM: ``name, state, host, managed, restarts, detail``.
-        seq: increases with every report of this agent incarnation.
-        started_at: when this agent incarnation started (wall clock), to tell restarts apart.
+        started_at: when this agent process started (wall clock), to tell restarts apart.
+        epoch: the site actor incarnation's id; a report of an epoch the controller has no
+            view of is answered with a resync request.
+        base: the sequence number the controller's view must be at (or after); None: a resync.
+        seq: the sequence number of the view once this report is applied.
+        part: this part's index (from 0) of ``parts``.
+        parts: how many parts this report has.
+        vms: VM rows touched since ``base``: ``name, state, host, id, managed, restarts, detail``.
+        removed: names of VMs gone since ``base``.
+        report: ``services.SiteReport.to_mapping()`` (hosts, region, labels, health, driver,
+            ``rtt_ms`` keyed by *node* name) when it changed since ``base``; else None.
     """
 
     site: str
     agent: RemoteRef
-    report: dict
-    vms: tuple
-    seq: int
     started_at: float
-
-
-@allow(AGENT, scope_field="site")
-@message("wind.agent.vm_updates", version=1)
-@dataclass(frozen=True)
-class VMUpdates:
-    """VM state changes since the last batch (told within ~0.1 s of the change).
-
-    Attributes:
-        site: the site name.
-        updates: one dict per change: ``name, state, host, detail, restarts``; ``state`` is a
-            driver VM state value, or ``removed``/``failed``.
-    """
-
-    site: str
-    updates: tuple
+    epoch: str
+    base: int | None
+    seq: int
+    part: int
+    parts: int
+    vms: tuple
+    removed: tuple
+    report: dict | None
 
 
 # -- controller -> agent ------------------------------------------------------------------------
+
+
+@allow(CONTROLLER)
+@message("wind.agent.report_ack", version=1)
+@dataclass(frozen=True)
+class ReportAck:
+    """Told by the controller for each whole :class:`SiteReport` it took: where its view is.
+
+    Attributes:
+        site: the site the view is of.
+        epoch: the site actor incarnation the view follows.
+        seq: the sequence number the view is at (None when it has no view of that epoch).
+        resync: the controller has no view of that epoch: send the whole inventory.
+    """
+
+    site: str
+    epoch: str
+    seq: int | None
+    resync: bool = False
 
 
 @allow(CONTROLLER)

@@ -15,7 +15,7 @@ import pytest
 from wind_actors.cluster import Cluster, SiteSpec
 from wind_actors.controller._probes import probe_peers
 from wind_actors.errors import Forbidden, NodeDownError, AskTimeout
-from wind_actors.protocol import EnsureVMs, ListVMs, SiteReport, VMUpdates, site_actor_name
+from wind_actors.protocol import EnsureVMs, ListVMs, ReportAck, SiteReport, site_actor_name
 from wind_actors.testing import wait_for
 
 TOKENS = {"acme": "acme-token-0123456789", "globex": "globex-token-0123456789"}
@@ -80,10 +80,12 @@ def test_an_agent_cannot_report_for_another_site(cluster):
     node = cluster.agents["dc-1"].node
     controller = node.ref("controller@controller@local")
     before = counters(cluster).get("forbidden", 0)
-    fake = SiteReport("dc-2", node.ref(f"{site_actor_name('dc-2')}@agent@dc-1"),
-                      {"hosts": [], "health": "down"}, (), 1, time.time())
+    fake = SiteReport("dc-2", node.ref(f"{site_actor_name('dc-2')}@agent@dc-1"), time.time(),
+                      "forged", None, 1, 0, 1, (), (), {"hosts": [], "health": "down"})
     controller.tell(fake)
-    controller.tell(VMUpdates("dc-2", ({"name": "acme.web.web-0", "state": "failed"},)))
+    controller.tell(SiteReport("dc-2", node.ref(f"{site_actor_name('dc-2')}@agent@dc-2"), time.time(),
+                               "forged", 0, 10**9, 0, 1,
+                               ({"name": "acme.web.web-0", "state": "failed"},), (), None))
     wait_for("both refusals", lambda: counters(cluster).get("forbidden", 0) >= before + 2, 5)
     assert _sites(cluster)["dc-2"]["agent"] == "agent@dc-2"
     assert cluster.client("acme").status("web")["running"] == 2
@@ -94,8 +96,8 @@ def test_an_agent_cannot_name_another_node_as_its_sites_agent(cluster):
     controller = node.ref("controller@controller@local")
     before = counters(cluster).get("bad_report", 0)
     # its own site, but pointing the controller's commands at the other agent's node
-    hijack = SiteReport("dc-1", node.ref(f"{site_actor_name('dc-2')}@agent@dc-2"),
-                        {"hosts": [], "health": "up"}, (), 10**9, time.time())
+    hijack = SiteReport("dc-1", node.ref(f"{site_actor_name('dc-2')}@agent@dc-2"), time.time(),
+                        "hijack", None, 10**9, 0, 1, (), (), {"hosts": [], "health": "up"})
     controller.tell(hijack)
     wait_for("the refusal", lambda: counters(cluster).get("bad_report", 0) > before, 5)
     assert _sites(cluster)["dc-1"]["agent"] == "agent@dc-1"
@@ -105,12 +107,21 @@ def test_a_malformed_report_from_a_trusted_agent_is_dropped_and_the_controller_l
     node = cluster.agents["dc-1"].node
     controller_ref = cluster.controller_node.whereis("controller")
     before = counters(cluster).get("bad_report", 0)
-    broken = SiteReport("dc-1", node.ref(f"{site_actor_name('dc-1')}@agent@dc-1"),
-                        {"no": "hosts here"}, ({"state": "running"},), 10**9 + 1, time.time())
+    broken = SiteReport("dc-1", node.ref(f"{site_actor_name('dc-1')}@agent@dc-1"), time.time(),
+                        "broken", None, 10**9 + 1, 0, 1, ({"state": "running"},), (),
+                        {"no": "hosts here"})
     node.ref("controller@controller@local").tell(broken)
     wait_for("the drop", lambda: counters(cluster).get("bad_report", 0) > before, 5)
     assert cluster.controller_node.whereis("controller") is controller_ref  # never restarted
     assert cluster.client("acme").status("web")["running"] == 2
+
+
+def test_only_the_controller_may_acknowledge_a_sites_reports(cluster):
+    other = cluster.agents["dc-2"].node
+    before = counters(cluster, "dc-1").get("forbidden", 0)
+    site = other.ref(f"{site_actor_name('dc-1')}@agent@dc-1")
+    site.tell(ReportAck("dc-1", "any-epoch", None, resync=True))  # would force resyncs forever
+    wait_for("the refusal", lambda: counters(cluster, "dc-1").get("forbidden", 0) > before, 5)
 
 
 def test_a_site_probes_a_bounded_set_of_peers_its_overlay_neighbours_first():

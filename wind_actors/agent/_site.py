@@ -1,8 +1,10 @@
 """SiteActor: the agent's face to the controller (registered as ``site.SITE``).
 
 It places and removes VM actors when the controller asks, adopts the Wind VMs it finds in the
-hypervisor when it (re)starts, and reports the site's capacity, inventory and health every
-``report_interval`` seconds, plus VM state changes in batches within ~0.1 s.
+hypervisor when it (re)starts, and reports to the controller what changed (``Reporter``): VM
+state changes within ~0.1 s, and every ``report_interval`` a keepalive that repeats whatever the
+controller has not acknowledged, plus capacity and health when they changed. The whole
+inventory travels only in a resync (at start, or when the controller asks), cut into parts.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from supervisors.errors import SupervisionError
 from wind_actors.config import AgentConfig
 from wind_actors.errors import WindError
 from wind_actors.protocol import (CONTROLLER_ACTOR, EnsureVMs, KillVM, ListVMs, RemoveVMs,
-                                  SiteReport, VMUpdates, site_actor_name)
+                                  ReportAck, site_actor_name)
 from wind_actors.runtime import SYSTEM
 from wind_actors.services import Host
 from wind_actors.services import SiteReport as PoolReport
 
 from ._context import SiteContext, VMChanged
 from ._policy import ACTIVE
+from ._reporter import Reporter
 from ._ticker import Ticker
 from ._vm import DRIVER_TIMEOUT, Teardown
 
@@ -103,9 +106,8 @@ class SiteActor(WatchedActor):
         self.ctx = ctx
         self.config = config
         self.started_at = started_at
-        self._pending: dict[str, dict[str, Any]] = {}
         self._states: dict[str, dict[str, Any]] = {}
-        self._seq = 0
+        self._reporter: Reporter | None = None
         self._ticks = 0
         self._report_every = max(1, round(config.report_interval / FLUSH_INTERVAL))
         self._ticker: Ticker | None = None
@@ -119,6 +121,8 @@ class SiteActor(WatchedActor):
         """Register, adopt the Wind VMs already in the hypervisor, start reporting."""
         self.ctx.set_site(self.actor_ref)
         self._me = self.ctx.node.register(site_actor_name(self.config.site), self.actor_ref, access=SYSTEM)
+        self._reporter = Reporter(self.config.site, self._controller.tell, self._me, self.started_at,
+                                  self.ctx.node.config.max_frame_bytes)
         inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
         self._adopt(inventory)
         self._ticker = Ticker(self.actor_ref, FLUSH_INTERVAL, _Tick(), name=f"wind-site-{self.config.site}")
@@ -137,12 +141,14 @@ class SiteActor(WatchedActor):
         if isinstance(message, VMChanged):
             row = {"name": message.name, "state": message.state, "host": message.host,
                    "detail": message.detail, "restarts": message.restarts}
-            self._pending[message.name] = row
+            self._reporter.vm_changed(row)
             if message.state == "removed":
                 self._states.pop(message.name, None)
             else:
                 self._states[message.name] = row
             return None
+        if isinstance(message, ReportAck):
+            return self._reporter.on_ack(message)
         if isinstance(message, Inventory):
             self._adopt(message)  # the driver (re)connected: make sure every VM has its actor
             return None
@@ -199,8 +205,7 @@ class SiteActor(WatchedActor):
             if ref is not None:
                 self.ctx.drop_vm(name, ref, forget=True)
             self._states.pop(name, None)
-            self._pending[name] = {"name": name, "state": "removed", "host": None, "detail": "",
-                                   "restarts": 0}
+            self._reporter.vm_removed(name)
         return {"removed": removed, "absent": absent, "failed": failed}
 
     def _terminate(self, ref: pykka.ActorRef[Any]) -> None:
@@ -265,10 +270,9 @@ class SiteActor(WatchedActor):
 
     def _tick(self) -> None:
         self._ticks += 1
-        if self._pending:
-            updates, self._pending = tuple(self._pending.values()), {}
-            self._tell_controller(VMUpdates(self.config.site, updates))
-        if self._ticks % self._report_every == 0:
+        if self._ticks % self._report_every != 0:
+            self._reporter.quick()
+        else:
             try:
                 inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
             except (DriverError, pykka.ActorDeadError, pykka.Timeout) as exc:
@@ -277,14 +281,7 @@ class SiteActor(WatchedActor):
             self._send_report(inventory)
 
     def _send_report(self, inventory: Inventory) -> None:
-        self._seq += 1
         report = site_report(self.config, inventory, self.ctx.node.peer_rtt_ms())
-        vms = tuple(_vm_row(vm, self.ctx, self._states) for vm in inventory.vms)
-        self._tell_controller(SiteReport(self.config.site, self._me, report.to_mapping(), vms,
-                                         self._seq, self.started_at))
-
-    def _tell_controller(self, message: Any) -> None:
-        try:
-            self._controller.tell(message)
-        except WindError as exc:  # controller unknown or down: the next report tries again
-            _log.debug("site.report_not_sent", site=self.config.site, error=str(exc))
+        self._reporter.inventory((_vm_row(vm, self.ctx, self._states) for vm in inventory.vms),
+                                 report.to_mapping())
+        self._reporter.slow()

@@ -22,10 +22,12 @@ from supervisors import WatchedActor, start_child
 from wind_actors.agent._overlay import OVERLAY_PLANNER
 from wind_actors.errors import DescriptorInvalid, Forbidden, NotFound, WindError
 from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveSite, RemoveVMs,
-                                  SiteReport, Sites, Status, Undeploy, VMUpdates, error_reply)
+                                  ReportAck, SiteReport, Sites, Status, Undeploy, error_reply)
 from wind_actors.runtime import CLIENT, OPERATOR, identity_of
 from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Tenants, TenantView,
                                   VMRecord, parse_descriptor, vm_name)
+
+from wind_actors._reports import ReportPart, ReportReceiver
 
 from ._app import Reconcile, StartUndeploy
 from ._lost import LostSites
@@ -87,6 +89,7 @@ class ControllerActor(WatchedActor):
         self.removed = removed if removed is not None else RemovedSites(store)
         self.lost = LostSites(store, lost_site_grace, site_timeout)
         self.sites: dict[str, _Site] = {}
+        self.feeds: dict[str, ReportReceiver] = {}  # site -> its report view (wind_actors._reports)
         self.apps: dict[tuple[str, str], pykka.ActorRef[Any]] = {}
         self.snapshot = Snapshot()
         self._ticks = 0
@@ -104,7 +107,7 @@ class ControllerActor(WatchedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
             return self._tick()
-        if isinstance(message, (SiteReport, VMUpdates)):
+        if isinstance(message, SiteReport):
             return self._on_site_message(message)
         handler = _HANDLERS.get(type(message))
         if handler is None:
@@ -116,8 +119,8 @@ class ControllerActor(WatchedActor):
 
     # -- sites ------------------------------------------------------------------------------------
 
-    def _on_site_message(self, msg: SiteReport | VMUpdates) -> None:
-        """A report or VM updates from an agent (a tell: bad content is dropped, never a crash).
+    def _on_site_message(self, msg: SiteReport) -> None:
+        """A report (part) from an agent (a tell: bad content is dropped, never a crash).
 
         The runtime already checked that an agent of that very site sent it; a report must also
         name the sender's own node as the site's agent, or an agent could point the controller
@@ -125,8 +128,6 @@ class ControllerActor(WatchedActor):
         """
         who = identity_of(self.sender)
         try:
-            if isinstance(msg, VMUpdates):
-                return self._on_updates(msg)
             if not who.is_local and msg.agent.node_name != who.node:
                 raise Forbidden(f"a report of site {msg.site!r} names agent node "
                                 f"{msg.agent.node_name!r} but came from {who.node!r}; an agent may "
@@ -138,33 +139,43 @@ class ControllerActor(WatchedActor):
             return None
 
     def _on_report(self, msg: SiteReport) -> None:
+        """Merge one report part into the site's view (``wind_actors._reports``) and acknowledge
+        each whole report, so the agent sends only what changed after it."""
         if not self.removed.admits(msg.site, msg.agent.node_name, msg.started_at):
             return  # the removed incarnation of a site stays out (see remove_site)
-        report = PoolReport.from_mapping(msg.report)
+        # Checked before anything is merged: a bad part must leave the view as it was.
+        report = PoolReport.from_mapping(msg.report) if msg.report is not None else None
+        if not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in msg.vms) \
+                or not all(isinstance(n, str) for n in msg.removed):
+            raise ValueError("every VM row needs a str name, every removed entry must be a name")
+        feed = self.feeds.setdefault(msg.site, ReportReceiver())
+        got = feed.receive(ReportPart(msg.epoch, msg.base, msg.seq, msg.part, msg.parts, msg.vms,
+                                      msg.removed, msg.report))
+        if got.ack is not None:
+            try:
+                msg.agent.tell(ReportAck(msg.site, got.ack.epoch, got.ack.seq, got.ack.resync))
+            except WindError as exc:  # the agent's next report is answered instead
+                _log.debug("controller.ack_not_sent", site=msg.site, error=str(exc))
         site = self.sites.get(msg.site)
-        if site is None or site.node != msg.agent.node_name or site.started_at != msg.started_at:
-            if site is None:
-                _log.info("controller.site_joined", site=msg.site, node=msg.agent.node_name,
-                          hosts=len(report.hosts), driver=report.driver)
-            site = self.sites[msg.site] = _Site(msg.site, msg.agent.node_name, msg.agent, report,
-                                                msg.started_at)
-        site.report = report
-        site.vms = {row["name"]: dict(row) for row in msg.vms}
-        site.reported = frozenset(row["name"] for row in msg.vms if row.get("state") in ALIVE)
-        site.last_seen = time.monotonic()
-
-    def _on_updates(self, msg: VMUpdates) -> None:
-        site = self.sites.get(msg.site)
-        if site is None:
-            return
-        site.last_seen = time.monotonic()
-        for row in msg.updates:
-            if row["state"] == "removed":
-                site.vms.pop(row["name"], None)
+        if got.applied and feed.report is not None:
+            if site is None or site.node != msg.agent.node_name or site.started_at != msg.started_at:
+                report = report or PoolReport.from_mapping(feed.report)
+                if site is None:
+                    _log.info("controller.site_joined", site=msg.site, node=msg.agent.node_name,
+                              hosts=len(report.hosts), driver=report.driver)
+                site = self.sites[msg.site] = _Site(msg.site, msg.agent.node_name, msg.agent,
+                                                    report, msg.started_at)
+                got_report = True
             else:
-                merged = dict(site.vms.get(row["name"], {"managed": True}))
-                merged.update({k: v for k, v in row.items() if v is not None or k != "host"})
-                site.vms[row["name"]] = merged
+                got_report = got.report_changed
+            if got_report:
+                site.report = report or PoolReport.from_mapping(feed.report)
+                # The VMs whose resources this capacity report already counts.
+                site.reported = frozenset(n for n, row in feed.vms.items() if row.get("state") in ALIVE)
+            site.vms = feed.vms  # the feed's own dict, kept current; snapshots copy it
+        if site is not None and got.ack is not None and not got.ack.resync \
+                and got.ack.epoch == feed.epoch and site.node == msg.agent.node_name:
+            site.last_seen = time.monotonic()  # a keepalive, or a report of the current view
 
     def _build_snapshot(self) -> Snapshot:
         now = time.monotonic()
@@ -503,6 +514,7 @@ class ControllerActor(WatchedActor):
         self.removed.add(msg.site, node=site.node if site else None, started_at=site.started_at if site else None,
                          tenant=tenant, op=op.id)
         self.sites.pop(msg.site, None)
+        self.feeds.pop(msg.site, None)
         self._build_snapshot()
         planner = self.node.whereis(OVERLAY_PLANNER)
         result = None
