@@ -37,7 +37,7 @@ class DeltaMachine(RuleBasedStateMachine):
 
     def _new_sender(self) -> ReportSender:
         self.epochs += 1
-        return ReportSender(f"epoch-{self.epochs}", budget=BUDGET)
+        return ReportSender(f"epoch-{self.epochs:04d}", budget=BUDGET)
 
     # -- the agent's truth changes ------------------------------------------------------------
 

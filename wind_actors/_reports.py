@@ -18,7 +18,8 @@ uses the last acknowledged ``seq``, so a lost report or a lost acknowledgement h
 
 A receiver with no view of that epoch (the controller restarted, or the agent did) answers with
 ``resync``; the sender then sends its whole truth as a *resync* (``base`` None), which replaces
-the view. Every report, delta or resync, is cut into parts under a byte budget (below the frame
+the view. Epochs sort by their incarnation's start time, so a late resync of a dead incarnation
+does not replace its successor's view (unless it keeps coming: a clock that went back). Every report, delta or resync, is cut into parts under a byte budget (below the frame
 limit); a receiver applies a report only once it holds all its parts, so no view is ever half a
 report.
 """
@@ -28,10 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import time
+import uuid
+
 import msgpack
 
 __all__ = ["ReportPart", "Ack", "Received", "ReportSender", "ReportReceiver", "same_report",
-           "split_parts", "DEFAULT_BUDGET"]
+           "split_parts", "new_epoch", "DEFAULT_BUDGET"]
 
 #: Bytes of VM rows per part when the sender is given no budget (half the default frame limit).
 DEFAULT_BUDGET = 512 * 1024
@@ -39,8 +43,9 @@ DEFAULT_BUDGET = 512 * 1024
 #: Per-row allowance for msgpack framing around each row in a part.
 _ROW_OVERHEAD = 8
 
-#: Replaced epochs a receiver remembers (a restarted agent's stragglers are ignored).
-_RETIRED_KEPT = 8
+#: Whole resyncs of an *older* epoch that replace the view anyway (a restarted agent whose clock
+#: went back must not be locked out; a dead incarnation's stragglers are fewer than this).
+_OLDER_EPOCH_RESYNCS = 3
 
 
 @dataclass(frozen=True)
@@ -142,11 +147,18 @@ def split_parts(epoch: str, base: int | None, seq: int, vms: list[dict], removed
             for i, (rows, gone) in enumerate(chunks)]
 
 
+def new_epoch() -> str:
+    """Returns: a new epoch id: the wall-clock start in ns, zero-padded so ids sort by it, plus
+    random bits so two incarnations never share one."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+
+
 class ReportSender:
     """The agent's side: the site's truth, its change numbering, and the reports to send.
 
     Args:
-        epoch: this incarnation's id (random; a new one after every restart).
+        epoch: this incarnation's id, new after every restart, sorting after its predecessors'
+            (see :func:`new_epoch`).
         budget: bytes of rows per part.
     """
 
@@ -266,17 +278,25 @@ class ReportReceiver:
         self.vms: dict[str, dict[str, Any]] = {}
         self.report: dict[str, Any] | None = None
         self._assembly: tuple[tuple, dict[int, ReportPart]] | None = None
-        self._retired: list[str] = []  # epochs a resync replaced: their late reports are stale
+        self._older: tuple[str, int] = ("", 0)  # an older epoch's resyncs since the current spoke
 
     def receive(self, part: ReportPart) -> Received:
         """Take one part of a report. Returns: what was done and what to answer."""
-        if part.epoch in self._retired:
-            return Received(None)  # a dead incarnation's report, overtaken by its successor's
+        if part.epoch == self.epoch:
+            self._older = ("", 0)
         if part.base is None:
             if part.epoch == self.epoch and self.seq is not None and part.seq <= self.seq:
                 return Received(Ack(part.epoch, self.seq))  # an old resync, already overtaken
             whole = self._assemble(part)
-            return Received(None) if whole is None else self._replace(whole)
+            if whole is None:
+                return Received(None)
+            if self.epoch is not None and whole.epoch < self.epoch:
+                # Epochs sort by their incarnation's start: this is likely a dead one's straggler.
+                seen = self._older[1] + 1 if self._older[0] == whole.epoch else 1
+                self._older = (whole.epoch, seen)
+                if seen < _OLDER_EPOCH_RESYNCS:
+                    return Received(None)
+            return self._replace(whole)
         if part.epoch != self.epoch or self.seq is None:
             return Received(Ack(part.epoch, None, resync=True))
         if part.seq <= self.seq or part.base > self.seq:
@@ -304,8 +324,7 @@ class ReportReceiver:
 
     def _replace(self, whole: ReportPart) -> Received:
         fresh = {r["name"]: dict(r) for r in whole.vms}
-        if self.epoch is not None and self.epoch != whole.epoch:
-            self._retired = (self._retired + [self.epoch])[-_RETIRED_KEPT:]
+        self._older = ("", 0)
         changed = {n for n in self.vms.keys() | fresh.keys() if self.vms.get(n) != fresh.get(n)}
         self.vms, self.epoch, self.seq = fresh, whole.epoch, whole.seq
         report_changed = whole.report != self.report

@@ -7,12 +7,11 @@ resync when the controller asks for one or has acknowledged nothing yet.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable, Iterable, Mapping
 
 import structlog
 
-from wind_actors._reports import Ack, ReportPart, ReportSender
+from wind_actors._reports import Ack, ReportPart, ReportSender, new_epoch
 from wind_actors.errors import WindError, WireError
 from wind_actors.protocol import ReportAck, SiteReport
 
@@ -41,7 +40,7 @@ class Reporter:
         self._tell = tell
         self._me = me
         self._started_at = started_at
-        self.sender = ReportSender(uuid.uuid4().hex, budget=max(4096, max_frame_bytes // 2))
+        self.sender = ReportSender(new_epoch(), budget=max(4096, max_frame_bytes // 2))
         self._ticks_since_resync = RESYNC_EVERY_TICKS
 
     # -- the truth ------------------------------------------------------------------------------
