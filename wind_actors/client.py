@@ -189,14 +189,35 @@ class Client:
                     raise
             time.sleep(_POLL)  # polling interval of a remote condition, not a synchronisation
 
-    def status(self, app: str | None = None) -> Any:
+    def status(self, app: str | None = None, *, page_size: int = 0) -> Any:
         """Returns: one application's status (``app`` given) or a list of every application's.
+
+        The controller answers a page at a time (``protocol.Status``); this fetches every page
+        and joins an application's VMs back into one row, so the result has the same shape for
+        ten VMs or 100,000.
+
+        Args:
+            app: one application (None: all of the tenant's).
+            page_size: VMs per page (0: the controller's default).
 
         Raises:
             NotFound: no such application for this tenant.
         """
-        apps = self._ask(Status(self._token, app))["apps"]
-        return apps[0] if app is not None else list(apps)
+        apps: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            reply = self._ask(Status(self._token, app, cursor, page_size))
+            for row in reply["apps"]:
+                if row.pop("continued", False) and apps and apps[-1]["app"] == row["app"]:
+                    if not isinstance(apps[-1]["vms"], list):  # sequences arrive as tuples
+                        apps[-1]["vms"] = list(apps[-1]["vms"])
+                    apps[-1]["vms"].extend(row["vms"])
+                else:
+                    apps.append(row)
+            cursor = reply.get("next")
+            if not cursor:
+                break
+        return apps[0] if app is not None else apps
 
     def undeploy(self, app: str, *, wait: bool = True, progress: Progress | None = None,
                  timeout: float = 300.0, op_key: str | None = None) -> dict[str, Any]:

@@ -69,11 +69,13 @@ class Cluster:
         self.agents: dict[str, Agent] = {}
         self._clients: list[Client] = []
         self._nodes: list[Any] = []
+        self._max_frame_bytes = 1 << 20
 
     @classmethod
     def start(cls, sites: list[SiteSpec], *, tenants: dict[str, str],
               workdir: str | Path | None = None, curve: bool = True, tick: float = 0.2,
-              site_timeout: float = 3.0, lost_site_grace: float = 30.0) -> Cluster:
+              site_timeout: float = 3.0, lost_site_grace: float = 30.0,
+              max_frame_bytes: int = 1 << 20) -> Cluster:
         """Start a controller and one agent per site, and wait until every site has reported.
 
         Args:
@@ -85,6 +87,7 @@ class Cluster:
             tick: the controller's reconciliation interval.
             site_timeout: seconds before a silent site is down.
             lost_site_grace: seconds a site stays down before its VMs move elsewhere (0: never).
+            max_frame_bytes: every node's frame limit (small ones test chunking and paging).
 
         Returns:
             The running cluster.
@@ -94,6 +97,7 @@ class Cluster:
         own = workdir is None
         path = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="wind-cluster-"))
         cluster = cls(path, own, curve, dict(tenants))
+        cluster._max_frame_bytes = max_frame_bytes
         try:
             names = ["controller@local", *(f"agent@{s.name}" for s in sites),
                      *(f"client@{t}" for t in tenants)]
@@ -128,11 +132,13 @@ class Cluster:
         if self.curve:
             self.keyring.add(name)
             self.keyring.publish()  # the controller's folder learns a node added later
-            return NodeConfig(name=name, keys_dir=str(self.keyring.trust_dir(name)), peers=dict(peers or {}))
+            return NodeConfig(name=name, keys_dir=str(self.keyring.trust_dir(name)), peers=dict(peers or {}),
+                              max_frame_bytes=self._max_frame_bytes)
         # without CURVE nothing proves a role, so the insecure role table takes the names this
         # cluster plans (fixed at start: later nodes are clients of its tenants or operator@ops)
         roles = {n: ":".join(filter(None, role_of_name(n))) for n in self._planned}
-        return NodeConfig(name=name, insecure=True, peers=dict(peers or {}), roles=roles)
+        return NodeConfig(name=name, insecure=True, peers=dict(peers or {}), roles=roles,
+                          max_frame_bytes=self._max_frame_bytes)
 
     def client(self, tenant: str, *, token: str | None = None, key_of: str | None = None) -> Client:
         """A client acting for ``tenant`` (with its token unless ``token`` is given); one node per

@@ -191,17 +191,30 @@ class Deploy:
 
 
 @allow(CLIENT)
-@message("wind.ctl.status", version=1)
+@message("wind.ctl.status", version=2)
 @dataclass(frozen=True)
 class Status:
-    """Status of one application (``app``) or of all the tenant's applications (None).
+    """One page of the status of one application (``app``) or of all the tenant's (None).
+
+    A page holds at most ``page_size`` VMs (and stays well under the frame limit); ask again
+    with the reply's ``next`` as ``cursor`` until it is None (``Client.status`` does). An
+    application longer than a page continues on the next ones: its later rows carry
+    ``"continued": true`` and only its first row's ``running``/``total`` count all its VMs.
+
+    Attributes:
+        token: the tenant token (never logged).
+        app: one application, or None for all of the tenant's.
+        cursor: the previous reply's ``next`` (None: the first page).
+        page_size: VMs per page; 0 for the controller's default (1,000; at most 5,000).
 
     Reply: ``{"apps": [{"app", "state", "op", "vms": [{"name", "instance", "component",
-    "site", "host", "state", "restarts", "detail"}], "running", "total"}]}``.
+    "site", "host", "state", "restarts", "detail"}], "running", "total"}], "next"}``.
     """
 
     token: str = field(repr=False)
     app: str | None = None
+    cursor: str | None = None
+    page_size: int = 0
 
 
 @allow(CLIENT)

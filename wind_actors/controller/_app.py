@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 
 from supervisors import Down, WatchedActor
-from wind_actors.errors import WindError
+from wind_actors._chunks import OVERSIZE_FIX, budget_of, chunks_by_size
+from wind_actors.errors import WindError, WireError
 from wind_actors.protocol import EnsureVMs, RemoveVMs, vm_actor_name
 from wind_actors.services import DesiredVM, Store, parse_descriptor, reconcile
 
@@ -220,8 +221,9 @@ class AppActor(WatchedActor):
             # The snapshot can be older than the link; an ask over a link that is down or cut
             # fails at once with NodeDownError (the runtime's rule), and the next tick retries.
             try:
-                reply = snap.sites[site].agent.ask(RemoveVMs(tuple(names)), timeout=REMOVE_TIMEOUT)
-                failed.update(reply.get("failed") or {})
+                for chunk in self._chunks(RemoveVMs(tuple(names))):
+                    reply = snap.sites[site].agent.ask(chunk, timeout=REMOVE_TIMEOUT)
+                    failed.update(reply.get("failed") or {})
             except WindError as exc:
                 failed[site] = str(exc)
         total = len(records)
@@ -238,11 +240,25 @@ class AppActor(WatchedActor):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _tell_site(self, site: str | None, message: Any) -> None:
+    def _chunks(self, message: EnsureVMs | RemoveVMs) -> list[EnsureVMs | RemoveVMs]:
+        """``message`` cut into requests under the frame limit (an application of thousands of
+        VMs on one site would otherwise be refused whole)."""
+        budget = budget_of(self.node.config.max_frame_bytes)
+        if isinstance(message, EnsureVMs):
+            return [EnsureVMs(tuple(c)) for c in chunks_by_size(message.vms, budget)]
+        return [RemoveVMs(tuple(c)) for c in chunks_by_size(message.names, budget)]
+
+    def _tell_site(self, site: str | None, message: EnsureVMs | RemoveVMs) -> None:
         view = self._snapshot.sites.get(site) if site else None
         if view is None:
             return
-        try:
-            view.agent.tell(message)
-        except WindError as exc:
-            _log.warning("app.site_unreachable", site=site, error=str(exc))
+        for chunk in self._chunks(message):
+            try:
+                view.agent.tell(chunk)
+            except WireError as exc:  # one VM's spec alone over the limit: say so, go on
+                _log.warning("app.request_not_sendable", tenant=self.tenant, app=self.app, site=site,
+                             kind=type(chunk).__name__, reason=exc.reason, error=str(exc),
+                             fix=OVERSIZE_FIX)
+            except WindError as exc:
+                _log.warning("app.site_unreachable", site=site, error=str(exc))
+                return

@@ -29,12 +29,15 @@ from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Te
 
 from wind_actors._reports import ReportPart, ReportReceiver
 
+from wind_actors._chunks import budget_of, chunks_by_size
+
 from ._app import Reconcile, StartUndeploy
 from ._lost import LostSites
 from ._networks import network_problems
 from ._overlay import SITES_KEY, RemoveSiteFromPlan, add_overlay_addresses, replan_now
 from ._removed import RemovedSites, holders, refusal
-from ._views import ALIVE, SiteView, Snapshot, app_prefix, app_row, build_pool, slots_of
+from ._status import status_page
+from ._views import ALIVE, SiteView, Snapshot, app_prefix, build_pool, slots_of
 
 __all__ = ["ControllerActor"]
 
@@ -208,10 +211,12 @@ class ControllerActor(WatchedActor):
             extra = [vm for vm, row in view.vms.items() if row.get("managed") and vm not in wanted]
             if extra:
                 _log.warning("controller.removing_orphans", site=name, vms=extra)
+                budget = budget_of(self.node.config.max_frame_bytes)
                 try:
-                    view.agent.tell(RemoveVMs(tuple(extra)))
-                except WindError:
-                    pass
+                    for chunk in chunks_by_size(extra, budget):
+                        view.agent.tell(RemoveVMs(tuple(chunk)))
+                except WindError as exc:  # the next sweep tries again
+                    _log.warning("controller.orphans_not_removed", site=name, error=str(exc))
 
     def _app_actor(self, tenant: str, app: str) -> pykka.ActorRef[Any]:
         ref = self.apps.get((tenant, app))
@@ -381,18 +386,26 @@ class ControllerActor(WatchedActor):
         return {s for s in sites if self.removed.get(s) is None}
 
     def status(self, msg: Status) -> dict[str, Any]:
-        """The tenant's applications (or one), with every VM's site, host and state."""
+        """One page of the tenant's applications (or one), with every VM's site, host and
+        state (see ``protocol.Status`` and ``_status``)."""
         view = self._view(msg.token)
         records = [view.application(msg.app)] if msg.app is not None else view.applications()
-        self._build_snapshot()  # answer with the latest reports, not the last tick's
-        rows = []
-        for rec in records:
-            ops = self.store.operations(view.tenant, rec.name)
-            rows.append(app_row(view.tenant, rec.name, rec.state, ops[-1].id if ops else None,
-                                self.store.vms(view.tenant, rec.name), self.snapshot))
-            self.lost.annotate(rows[-1], rec, self.snapshot)  # why a VM is lost, where a moved one came from
-        add_overlay_addresses(rows, self.store)
-        return {"apps": rows}
+        snap = self._build_snapshot()  # answer with the latest reports, not the last tick's
+        tenant = view.tenant
+
+        def op_of(app: str) -> str | None:
+            ops = self.store.operations(tenant, app)
+            return ops[-1].id if ops else None
+
+        def decorate(rows: list[dict], rec: Any) -> None:
+            for row in rows:
+                self.lost.annotate(row, rec, snap)  # why a VM is lost, where a moved one came from
+            add_overlay_addresses(rows, self.store)
+
+        return status_page(tenant, records, msg.cursor, msg.page_size,
+                           vms=lambda app, **page: self.store.vms(tenant, app, **page),
+                           op_of=op_of, snapshot=snap, decorate=decorate,
+                           budget=budget_of(self.node.config.max_frame_bytes))
 
     def undeploy(self, msg: Undeploy) -> dict[str, Any]:
         """Remove every VM of an application, then forget it (idempotent).

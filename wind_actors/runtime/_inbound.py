@@ -77,6 +77,19 @@ class _RemoteReply(pykka.Future[Any]):
         except WireError as exc:
             self._send_error("unencodable", exc)
             return
+        if len(body) > node._body_limit:
+            # The transport would refuse the frame and the asker wait out its timeout: answer
+            # with the error instead, and say at the sender what to do.
+            node.counters["oversized_sent"] += 1
+            _log.warning("node.reply_too_large", node=node.name, to=self._peer, actor=self._target,
+                         bytes=len(body), max_frame_bytes=node.config.max_frame_bytes,
+                         fix="page the reply (the request should ask for less), or raise "
+                             "[node] max_frame_bytes on both nodes")
+            self._send_error("oversized", WireError(
+                f"the reply of {self._target} is {len(body)} bytes, over max_frame_bytes="
+                f"{node.config.max_frame_bytes}; ask for less (a page) or raise max_frame_bytes",
+                reason="oversized", node=node.name))
+            return
         node.transport.send_now(self._peer, [_REPLY, self._corr, body])  # type: ignore[union-attr]
 
     def set_exception(self, exc_info: Any = None) -> None:

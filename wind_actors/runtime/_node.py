@@ -469,9 +469,16 @@ class Node:
     def _encode_for(self, ref: RemoteRef, message: Any) -> bytes:
         body = self.codec.encode(message)
         if len(body) > self._body_limit:
-            raise WireError(f"message of {len(body)} bytes to {ref.address} exceeds "
-                            f"max_frame_bytes={self.config.max_frame_bytes}", reason="oversized",
-                            node=ref.node_name)
+            # Never dropped silently: the caller gets the error, and the log says what to do.
+            self.counters["oversized_sent"] += 1
+            _log.warning("node.message_too_large", node=self.name, to=ref.address,
+                         kind=type(message).__name__, bytes=len(body),
+                         max_frame_bytes=self.config.max_frame_bytes,
+                         fix="send it in chunks or pages (large requests must be cut by their "
+                             "sender), or raise [node] max_frame_bytes on both nodes")
+            raise WireError(f"message {type(message).__name__} of {len(body)} bytes to {ref.address} "
+                            f"exceeds max_frame_bytes={self.config.max_frame_bytes}: send it in chunks "
+                            "or raise max_frame_bytes", reason="oversized", node=ref.node_name)
         return body
 
     def _check_peer(self, peer: str) -> None:

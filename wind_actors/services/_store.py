@@ -346,16 +346,32 @@ class Store:
 
     # -- VMs ------------------------------------------------------------------------------------
 
-    def vms(self, tenant: str | None = None, app: str | None = None) -> list[VMRecord]:
-        """Returns: the VM records of one application, one tenant, or everyone, sorted by name."""
+    def vms(self, tenant: str | None = None, app: str | None = None, *, after: str | None = None,
+            limit: int | None = None) -> list[VMRecord]:
+        """The VM records of one application, one tenant, or everyone, sorted by name.
+
+        Args:
+            tenant: only this tenant's.
+            app: only this application's (needs ``tenant``).
+            after: only names after this one (a page's cursor).
+            limit: at most this many.
+        """
         if app is not None and tenant is None:
             raise ValueError("an application is named within a tenant; pass tenant= too")
-        sql, args = "SELECT * FROM vms", ()
-        if tenant is not None and app is not None:
-            sql, args = sql + " WHERE tenant=? AND app=?", (tenant, app)
-        elif tenant is not None:
-            sql, args = sql + " WHERE tenant=?", (tenant,)
-        return [VMRecord(*r[:10]) for r in self._read(sql + " ORDER BY name", args)]
+        where, args = [], []
+        if tenant is not None:
+            where.append("tenant=?")
+            args.append(tenant)
+        if app is not None:
+            where.append("app=?")
+            args.append(app)
+        if after is not None:
+            where.append("name>?")
+            args.append(after)
+        sql = "SELECT * FROM vms" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [VMRecord(*r[:10]) for r in self._read(sql, tuple(args))]
 
     def update_vms(self, updates: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Change fields (``state``, ``site``, ``host``, ``desired``) of VM records in one transaction.
