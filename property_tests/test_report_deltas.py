@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgpack
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from wind_actors._reports import ReportReceiver, ReportSender, split_parts
 

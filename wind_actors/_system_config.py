@@ -24,6 +24,7 @@ Example controller::
     store = "state/wind.db"             # SQLite file of the desired state
     site_timeout = 5.0                  # a site silent this long is marked down
     lost_site_grace = 30.0              # a site down this long has its VMs moved elsewhere (0: never)
+    reconcile_interval = 30.0           # safety pass over every application (changes act at once)
     [controller.tenants]
     acme = "a-long-random-token-for-acme"
 
@@ -175,7 +176,11 @@ class ControllerConfig:
         store: the SQLite file (relative to the config file).
         tenants: ``tenant = "token"`` (tokens of at least 16 characters).
         site_timeout: seconds without a report before a site counts as down. Default 5.
-        tick: seconds between the application actors' reconciliation passes. Default 0.5.
+        tick: seconds between the controller's passes: applications with a change (a VM update,
+            a site going up or down, a deploy) or with work under way are reconciled on the
+            next one. Default 0.5.
+        reconcile_interval: seconds between safety passes that reconcile every application,
+            changed or not (in case a change went unseen). Default 30.
         lost_site_grace: seconds a site must stay down (after ``site_timeout``) before the
             controller places its VMs on other sites, as Nomad does with lost allocations; the
             site's copies are removed if it comes back. 0 never moves them (they stay
@@ -187,6 +192,7 @@ class ControllerConfig:
     site_timeout: float = 5.0
     tick: float = 0.5
     lost_site_grace: float = 30.0
+    reconcile_interval: float = 30.0
 
     def __post_init__(self) -> None:
         s = "controller"
@@ -200,6 +206,7 @@ class ControllerConfig:
         _seconds(s, "site_timeout", self.site_timeout, 0.1, 86400)
         _seconds(s, "tick", self.tick, 0.01, 60)
         _seconds(s, "lost_site_grace", self.lost_site_grace, 0, 86400)
+        _seconds(s, "reconcile_interval", self.reconcile_interval, 0.05, 86400)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> ControllerConfig:

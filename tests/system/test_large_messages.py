@@ -28,7 +28,8 @@ def _app(name: str, count: int) -> dict:
 
 @pytest.fixture
 def cluster():
-    sites = [SiteSpec("dc-1", "sim", {"hosts": 100}, report_interval=0.2)]
+    # a site name of its own: sim hypervisors are shared by name within the process
+    sites = [SiteSpec("big-dc", "sim", {"hosts": 100, "host_cpus": 64}, report_interval=0.2)]
     with Cluster.start(sites, tenants=TOKENS, tick=0.1, max_frame_bytes=FRAME) as running:
         yield running
 
@@ -42,12 +43,12 @@ def test_an_application_larger_than_a_frame_deploys_reports_pages_and_undeploys(
     assert packed_size(status) > FRAME  # it could never have been one reply
     listed = client.status()  # all of the tenant's applications, fetched page by page
     assert [a["app"] for a in listed] == ["big"] and len(listed[0]["vms"]) == VMS
-    assert {row["site"]: row["health"] for row in client.sites()} == {"dc-1": "up"}
+    assert {row["site"]: row["health"] for row in client.sites()} == {"big-dc": "up"}
     counters = cluster.controller_node.stats()["counters"]
     assert counters.get("oversized", 0) == 0 and counters.get("bad_report", 0) == 0
     client.undeploy("big", timeout=120)
     assert client.status() == []
-    site = cluster.controller_node.ref(f"{site_actor_name('dc-1')}@agent@dc-1")
+    site = cluster.controller_node.ref(f"{site_actor_name('big-dc')}@agent@big-dc")
     assert not site.ask(ListVMs(), timeout=10)["vms"]
 
 
@@ -78,7 +79,7 @@ def test_status_pages_follow_the_page_size_and_join_back_into_one_row(cluster):
 
 
 def test_an_oversize_tell_is_an_error_at_the_sender_not_a_silent_drop(cluster):
-    node = cluster.agents["dc-1"].node
+    node = cluster.agents["big-dc"].node
     controller = node.ref("controller@controller@local")
     before = node.stats()["counters"].get("oversized_sent", 0)
     with pytest.raises(WireError, match="exceeds max_frame_bytes.*chunks") as caught:

@@ -1,14 +1,19 @@
 """AppActor: one tenant application on the controller, watching its VMs through remote monitors.
 
-On every tick it reconciles the stored desired state against what the sites report
-(``services.reconcile``): VMs running where they should are adopted (a remote monitor on their
-VM actor), missing ones are asked for (``EnsureVMs``, idempotent on the agent), duplicates are
-removed. A controller restarted after SIGKILL starts one AppActor per stored application and
+It keeps its descriptor, VM records and deploy operation in memory (read once when it starts,
+or on :class:`Reload` after the controller moved VMs; its own changes are written through to the
+store) and reconciles them against what the sites report (``services.reconcile``) when the
+controller tells it to: on a change that concerns it (one of its VMs changed, a site went up or
+down, a deploy), on every tick while it has work under way (it says so with :class:`AppBusy`),
+and on the slow safety pass. VMs running where they should are adopted (a remote monitor on
+their VM actor), missing ones are asked for (``EnsureVMs``, idempotent on the agent), duplicates
+are removed. A controller restarted after SIGKILL starts one AppActor per stored application and
 they adopt what still runs: nothing is lost and nothing is started twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,14 +23,14 @@ import structlog
 from supervisors import Down, WatchedActor
 from wind_actors._chunks import OVERSIZE_FIX, budget_of, chunks_by_size
 from wind_actors.errors import WindError, WireError
-from wind_actors.protocol import EnsureVMs, RemoveVMs, vm_actor_name
+from wind_actors.protocol import CONTROLLER_ACTOR, EnsureVMs, RemoveVMs, vm_actor_name
 from wind_actors.services import DesiredVM, Store, parse_descriptor, reconcile
 
 from ._lost import moved_from, stale_copies
 from ._overlay import attach_nics
 from ._views import ALIVE, Snapshot, app_prefix, observed_for, vm_spec
 
-__all__ = ["AppActor", "Reconcile", "StartUndeploy"]
+__all__ = ["AppActor", "AppBusy", "Reconcile", "Reload", "StartUndeploy"]
 
 _log = structlog.get_logger("wind.controller.app")
 
@@ -40,6 +45,29 @@ class Reconcile:
     """Told by the controller on every tick: the sites as they are now."""
 
     snapshot: Snapshot
+
+
+@dataclass(frozen=True)
+class Reload:
+    """Told by the controller after it changed this application's records (VMs moved off a lost
+    site): read them from the store again, then reconcile."""
+
+
+@dataclass(frozen=True)
+class AppBusy:
+    """Told by an application actor to the controller (in-process) when it starts and whenever
+    it gets work under way or finishes it: a busy one is reconciled on every tick, an idle one
+    on changes and the safety pass only.
+
+    Attributes:
+        key: ``(tenant, app)``.
+        busy: whether it has work under way (VMs not running yet, extras to remove, an undeploy).
+        ref: the actor (a restarted one has a new ref).
+    """
+
+    key: tuple
+    busy: bool
+    ref: Any
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,13 @@ class AppActor(WatchedActor):
         self._undeploy_op: str | None = None
         self._snapshot = Snapshot()
         self._last_states: dict[str, str] = {}
+        self._busy: bool | None = None
+        #: Reconciliation passes run (tests and stats read it; an idle application runs none).
+        self.passes = 0
+        self._records: dict[str, Any] = {}   # vm name -> VMRecord, as stored
+        self._placement: Any = None
+        self._state = "deploying"
+        self._deploy_op: Any = None          # the latest deploy operation, as stored
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -83,12 +118,31 @@ class AppActor(WatchedActor):
 
         Runs on this actor's thread; if it raises (the application is gone), the actor fails.
         """
-        record = self.store.get_application(self.tenant, self.app)
+        record = self._load()
         self.descriptor = parse_descriptor(record.descriptor, allow_unsupported=True)
         if record.state == "undeploying":
             self._undeploy_op = self._undeploy_to_resume()
         _log.info("app.started", tenant=self.tenant, app=self.app, state=record.state,
                   resumes_undeploy=self._undeploy_op)
+        self._say_busy(True)  # reconciled on the next tick, whatever the sites say
+
+    def _load(self) -> Any:
+        """Read the application, its VM records and its latest deploy operation (once at start,
+        and on :class:`Reload`); afterwards this actor writes through what it changes."""
+        record = self.store.get_application(self.tenant, self.app)
+        self._placement, self._state = record.placement, record.state
+        self._records = {r.name: r for r in self.store.vms(self.tenant, self.app)}
+        ops = [o for o in self.store.operations(self.tenant, self.app) if o.kind == "deploy"]
+        self._deploy_op = ops[-1] if ops else None
+        return record
+
+    def _say_busy(self, busy: bool) -> None:
+        if busy == self._busy:
+            return
+        self._busy = busy
+        controller = self.node.whereis(CONTROLLER_ACTOR)
+        if controller is not None:
+            controller.tell(AppBusy((self.tenant, self.app), busy, self.actor_ref))
 
     def _undeploy_to_resume(self) -> str:
         """The operation of the undeploy under way: the latest running one, else the latest one,
@@ -109,6 +163,9 @@ class AppActor(WatchedActor):
         if isinstance(message, Reconcile):
             self._snapshot = message.snapshot
             return self._undeploy() if self._undeploy_op else self._reconcile()
+        if isinstance(message, Reload):
+            self._load()
+            return self._undeploy() if self._undeploy_op else self._reconcile()
         if isinstance(message, Down):
             return self._on_down(message)
         if isinstance(message, StartUndeploy):
@@ -119,12 +176,13 @@ class AppActor(WatchedActor):
     # -- running ------------------------------------------------------------------------------
 
     def _reconcile(self) -> None:
+        self.passes += 1
         snap = self._snapshot
-        records = {r.name: r for r in self.store.vms(self.tenant, self.app)}
+        records = self._records
         desired = [DesiredVM(r.name, r.site, r.restart, "stopped" if r.desired == "stopped" else "running")
                    for r in records.values()]
         # Copies left on a site the VM was moved away from are removed, never adopted or watched.
-        moved = moved_from(self.store.get_application(self.tenant, self.app).placement)
+        moved = moved_from(self._placement)
         placed = {n: r.site for n, r in records.items()}
         for name in [n for n in self._monitors if self._watched_at.get(n) in moved.get(n, ())
                      and self._watched_at.get(n) != placed.get(n)]:
@@ -153,7 +211,8 @@ class AppActor(WatchedActor):
         for site, names in to_stop.items():
             _log.warning("app.removing_extra_vms", tenant=self.tenant, app=self.app, site=site, vms=names)
             self._tell_site(site, RemoveVMs(tuple(names)))
-        self._record_progress(records, snap)
+        complete = self._record_progress(records, snap)
+        self._say_busy(bool(result.start or result.stop or stale) or not complete)
 
     def _adopt_vm(self, name: str, site: str | None) -> None:
         view = self._snapshot.sites.get(site) if site else None
@@ -172,7 +231,9 @@ class AppActor(WatchedActor):
         _log.info("app.vm_actor_down", tenant=self.tenant, app=self.app, vm=name,
                   reason=str(down.reason))
 
-    def _record_progress(self, records: dict[str, Any], snap: Snapshot) -> None:
+    def _record_progress(self, records: dict[str, Any], snap: Snapshot) -> bool:
+        """Write through the VMs' new states and the deploy's progress. Returns: whether every
+        VM runs."""
         states: dict[str, str] = {}
         for name, rec in records.items():
             row = snap.vm(name, rec.site)
@@ -183,19 +244,23 @@ class AppActor(WatchedActor):
             self._last_states.update(states)
         running = sum(1 for s in states.values() if s in ALIVE)
         complete = running == len(records)
-        ops = [o for o in self.store.operations(self.tenant, self.app) if o.kind == "deploy"]
-        op = ops[-1] if ops else None
+        op = self._deploy_op
         if op is not None and op.state == "running":
             detail = {"total": len(records), "running": running}
             if complete:
                 # One transaction: the operation is done exactly when the application runs.
                 self.store.finish_deploy(self.tenant, self.app, op.id, detail)
+                self._deploy_op = dataclasses.replace(op, state="done", detail=detail)
+                self._state = "running"
                 _log.info("app.deployed", tenant=self.tenant, app=self.app, vms=running, op=op.id)
-                return
+                return complete
             if op.detail != detail:
                 self.store.update_operation(op.id, "running", detail)
-        if complete and self.store.get_application(self.tenant, self.app).state == "deploying":
+                self._deploy_op = dataclasses.replace(op, detail=detail)
+        if complete and self._state == "deploying":
             self.store.set_application_state(self.tenant, self.app, "running")
+            self._state = "running"
+        return complete
 
     # -- undeploying -----------------------------------------------------------------------------
 
@@ -206,7 +271,7 @@ class AppActor(WatchedActor):
         for mid in self._monitors.values():
             self.node.demonitor(mid)
         self._monitors.clear()
-        records = self.store.vms(self.tenant, self.app)
+        records = list(self._records.values())
         by_site: dict[str, list[str]] = {}
         for obs in observed_for(snap, self.prefix):
             by_site.setdefault(obs.site, []).append(obs.name)
@@ -231,6 +296,7 @@ class AppActor(WatchedActor):
             self.store.update_operation(op, "running", {"total": total, "removed": total - len(failed),
                                                         "waiting_for_sites": sorted(set(waiting)),
                                                         "failed": failed})
+            self._say_busy(True)
             return  # tried again on the next tick
         # One transaction: a crash leaves the application with its running operation (resumed
         # after the restart), never a deleted application whose operation runs forever.

@@ -2,8 +2,10 @@
 
 Registered as ``controller`` on the controller node. It answers the client's requests (every one
 carries a tenant token; another tenant's application is "not found", exactly as a missing one),
-keeps the latest report of every site, and on every tick hands the application actors a snapshot
-of the sites to reconcile against. Desired state lives in the SQLite store, so a controller
+keeps every site's view from its delta reports, and hands a snapshot of the sites to the
+application actors a change concerns: those whose VMs changed, every one when a site goes up or
+down, the busy ones (work under way) on every tick, and every one on the slow safety pass
+(``reconcile_interval``). An idle cloud costs it next to nothing per tick. Desired state lives in the SQLite store, so a controller
 killed with SIGKILL and started again restores every application (see ``AppActor``).
 """
 
@@ -19,32 +21,28 @@ import pykka
 import structlog
 
 from supervisors import WatchedActor, start_child
+from wind_actors._chunks import budget_of, chunks_by_size
 from wind_actors.agent._overlay import OVERLAY_PLANNER
 from wind_actors.errors import DescriptorInvalid, Forbidden, NotFound, WindError
 from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveSite, RemoveVMs,
                                   ReportAck, SiteReport, Sites, Status, Undeploy, error_reply)
 from wind_actors.runtime import CLIENT, OPERATOR, identity_of
-from wind_actors.services import (Scheduler, SiteReport as PoolReport, Store, Tenants, TenantView,
-                                  VMRecord, parse_descriptor, vm_name)
+from wind_actors.services import (Scheduler, Store, Tenants, TenantView, VMRecord, parse_descriptor,
+                                  vm_name)
 
-from wind_actors._reports import ReportPart, ReportReceiver
-
-from wind_actors._chunks import budget_of, chunks_by_size
-
-from ._app import Reconcile, StartUndeploy
+from ._app import AppBusy, Reconcile, Reload, StartUndeploy
 from ._lost import LostSites
 from ._networks import network_problems
 from ._overlay import SITES_KEY, RemoveSiteFromPlan, add_overlay_addresses, replan_now
 from ._removed import RemovedSites, holders, refusal
+from ._sites import SiteBook
 from ._status import status_page
-from ._views import ALIVE, SiteView, Snapshot, app_prefix, build_pool, slots_of
+from ._views import ALIVE, Snapshot, app_prefix, build_pool, slots_of
 
 __all__ = ["ControllerActor"]
 
 _log = structlog.get_logger("wind.controller")
 
-#: Ticks between sweeps for Wind VMs that no stored application wants.
-ORPHAN_SWEEP_TICKS = 20
 
 #: The pseudo-tenant under which operators' operations (site removals) are recorded.
 OPERATORS = "@operators"
@@ -53,19 +51,6 @@ OPERATORS = "@operators"
 @dataclass(frozen=True)
 class _Tick:
     pass
-
-
-class _Site:
-    """Mutable record of one site (controller thread only)."""
-
-    __slots__ = ("name", "node", "agent", "report", "vms", "last_seen", "started_at", "reported")
-
-    def __init__(self, name: str, node: str, agent: Any, report: PoolReport, started_at: float) -> None:
-        self.name, self.node, self.agent, self.report = name, node, agent, report
-        self.vms: dict[str, dict[str, Any]] = {}
-        self.reported: frozenset[str] = frozenset()
-        self.last_seen = time.monotonic()
-        self.started_at = started_at
 
 
 class ControllerActor(WatchedActor):
@@ -79,23 +64,27 @@ class ControllerActor(WatchedActor):
         site_timeout: seconds without a report before a site is down.
         lost_site_grace: seconds a site stays down before its VMs move to other sites (0: never).
         removed: the removed sites, shared with the overlay planner (default: read from ``store``).
+        reconcile_interval: seconds between safety passes over every application.
     """
 
     use_daemon_thread = True
 
     def __init__(self, node: Any, store: Store, tenants: Tenants, app_sup: Any, *,
                  site_timeout: float = 5.0, removed: RemovedSites | None = None,
-                 lost_site_grace: float = 30.0) -> None:
+                 lost_site_grace: float = 30.0, reconcile_interval: float = 30.0) -> None:
         super().__init__()
         self.node, self.store, self.tenants, self.app_sup = node, store, tenants, app_sup
         self.site_timeout = site_timeout
         self.removed = removed if removed is not None else RemovedSites(store)
         self.lost = LostSites(store, lost_site_grace, site_timeout)
-        self.sites: dict[str, _Site] = {}
-        self.feeds: dict[str, ReportReceiver] = {}  # site -> its report view (wind_actors._reports)
+        self.book = SiteBook(site_timeout)
+        self.sites = self.book.sites  # the same dict: site -> SiteRecord
         self.apps: dict[tuple[str, str], pykka.ActorRef[Any]] = {}
         self.snapshot = Snapshot()
-        self._ticks = 0
+        self.reconcile_interval = reconcile_interval
+        self._last_safety = time.monotonic()
+        self._busy: set[tuple[str, str]] = set()      # apps with work under way: every tick
+        self._last_up: frozenset[str] = frozenset()
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -112,6 +101,8 @@ class ControllerActor(WatchedActor):
             return self._tick()
         if isinstance(message, SiteReport):
             return self._on_site_message(message)
+        if isinstance(message, AppBusy):
+            return self._on_app_busy(message)
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return None
@@ -142,66 +133,63 @@ class ControllerActor(WatchedActor):
             return None
 
     def _on_report(self, msg: SiteReport) -> None:
-        """Merge one report part into the site's view (``wind_actors._reports``) and acknowledge
-        each whole report, so the agent sends only what changed after it."""
+        """Merge one report part into the site's view (``SiteBook``) and acknowledge each whole
+        report, so the agent sends only what changed after it."""
         if not self.removed.admits(msg.site, msg.agent.node_name, msg.started_at):
             return  # the removed incarnation of a site stays out (see remove_site)
-        # Checked before anything is merged: a bad part must leave the view as it was.
-        report = PoolReport.from_mapping(msg.report) if msg.report is not None else None
-        if not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in msg.vms) \
-                or not all(isinstance(n, str) for n in msg.removed):
-            raise ValueError("every VM row needs a str name, every removed entry must be a name")
-        feed = self.feeds.setdefault(msg.site, ReportReceiver())
-        got = feed.receive(ReportPart(msg.epoch, msg.base, msg.seq, msg.part, msg.parts, msg.vms,
-                                      msg.removed, msg.report))
-        if got.ack is not None:
+        ack = self.book.take(msg)
+        if ack is not None:
             try:
-                msg.agent.tell(ReportAck(msg.site, got.ack.epoch, got.ack.seq, got.ack.resync))
+                msg.agent.tell(ReportAck(msg.site, ack.epoch, ack.seq, ack.resync))
             except WindError as exc:  # the agent's next report is answered instead
                 _log.debug("controller.ack_not_sent", site=msg.site, error=str(exc))
-        site = self.sites.get(msg.site)
-        if got.applied and feed.report is not None:
-            if site is None or site.node != msg.agent.node_name or site.started_at != msg.started_at:
-                report = report or PoolReport.from_mapping(feed.report)
-                if site is None:
-                    _log.info("controller.site_joined", site=msg.site, node=msg.agent.node_name,
-                              hosts=len(report.hosts), driver=report.driver)
-                site = self.sites[msg.site] = _Site(msg.site, msg.agent.node_name, msg.agent,
-                                                    report, msg.started_at)
-                got_report = True
-            else:
-                got_report = got.report_changed
-            if got_report:
-                site.report = report or PoolReport.from_mapping(feed.report)
-                # The VMs whose resources this capacity report already counts.
-                site.reported = frozenset(n for n, row in feed.vms.items() if row.get("state") in ALIVE)
-            site.vms = feed.vms  # the feed's own dict, kept current; snapshots copy it
-        if site is not None and got.ack is not None and not got.ack.resync \
-                and got.ack.epoch == feed.epoch and site.node == msg.agent.node_name:
-            site.last_seen = time.monotonic()  # a keepalive, or a report of the current view
 
     def _build_snapshot(self) -> Snapshot:
-        now = time.monotonic()
-        views = {}
-        for name, s in self.sites.items():
-            up = now - s.last_seen <= self.site_timeout and s.report.health == "up"
-            views[name] = SiteView(name, s.node, s.agent, s.report, dict(s.vms), up, s.last_seen,
-                                   s.reported)
-        self.snapshot = Snapshot(views)
+        self.snapshot = self.book.snapshot()
         return self.snapshot
 
     def _tick(self) -> None:
-        self._ticks += 1
         snap = self._build_snapshot()
+        everyone = False
         if self.lost.tick(snap):  # moves are stored before the apps reconcile against them
             replan_now(self.node)
-        for key, ref in list(self.apps.items()):
+            for ref in self.apps.values():
+                ref.tell(Reload())  # their records changed in the store
+        up = snap.sites_up
+        if up != self._last_up:  # a site came or went: placements there may need work
+            self._last_up, everyone = up, True
+        now = time.monotonic()
+        safety = now - self._last_safety >= self.reconcile_interval
+        if safety:
+            self._last_safety, everyone = now, True
+        wanted = self.apps.keys() if everyone else (self._busy | self.book.changed) & self.apps.keys()
+        self.book.changed.clear()
+        for key in list(wanted):
+            ref = self.apps[key]
             if ref.is_alive():
                 ref.tell(Reconcile(snap))
             else:
                 del self.apps[key]
-        if self._ticks % ORPHAN_SWEEP_TICKS == 0:
+                self._busy.discard(key)
+        if safety:
             self._sweep_orphans(snap)
+
+    def site_rows(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Returns: a copy of every site's VM rows as this controller sees them (tests, debugging)."""
+        return {name: {vm: dict(row) for vm, row in feed.vms.items()}
+                for name, feed in self.book.feeds.items()}
+
+    def busy_apps(self) -> frozenset[tuple[str, str]]:
+        """Returns: the applications with work under way (reconciled on every tick)."""
+        return frozenset(self._busy)
+
+    def _on_app_busy(self, msg: AppBusy) -> None:
+        """An application actor started (perhaps restarted: a new ref), or its work changed."""
+        self.apps[msg.key] = msg.ref
+        if msg.busy:
+            self._busy.add(msg.key)
+        else:
+            self._busy.discard(msg.key)
 
     def _sweep_orphans(self, snap: Snapshot) -> None:
         wanted = {r.name for r in self.store.vms()}
@@ -223,6 +211,7 @@ class ControllerActor(WatchedActor):
         if ref is None or not ref.is_alive():
             ref = start_child(self.app_sup, tenant, app)
             self.apps[(tenant, app)] = ref
+            self.book.changed.add((tenant, app))  # reconciled on the next tick
         return ref
 
     # -- requests ---------------------------------------------------------------------------------
@@ -526,8 +515,7 @@ class ControllerActor(WatchedActor):
         op = self.store.begin_operation(tenant, "remove_site", None, key=msg.op_key, detail={"site": msg.site})
         self.removed.add(msg.site, node=site.node if site else None, started_at=site.started_at if site else None,
                          tenant=tenant, op=op.id)
-        self.sites.pop(msg.site, None)
-        self.feeds.pop(msg.site, None)
+        self.book.forget(msg.site)
         self._build_snapshot()
         planner = self.node.whereis(OVERLAY_PLANNER)
         result = None

@@ -90,6 +90,7 @@ class LostSites:
         self._down_since: dict[str, float] = {}
         self._placed_sites: frozenset[str] = frozenset()
         self._ticks = 0
+        self._scanned_at: int | None = -1  # store commits at the last scan of placed sites
         self._last_key: Any = None
         self._last_try = 0.0
         self._stuck: dict[str, str] = {}   # vm name -> why it is still lost
@@ -103,7 +104,10 @@ class LostSites:
             How many VMs were moved (the caller re-plans the overlay when any were).
         """
         now = self._clock()
-        if self._ticks % _SCAN_TICKS == 0:
+        commits = getattr(self.store, "commits", None)
+        if self._ticks % _SCAN_TICKS == 0 and (commits is None or commits != self._scanned_at):
+            # Only after a write: an idle controller reads nothing from the store per tick.
+            self._scanned_at = commits
             self._placed_sites = frozenset(r.site for r in self.store.vms() if r.site is not None)
         self._ticks += 1
         self._observe(snap, now)

@@ -165,6 +165,7 @@ class OverlayPlanner(WatchedActor):
         self._descriptors: dict[tuple[str, str], tuple[float, AppDescriptor]] = {}
         self._tables: dict[tuple[str, str], dict[str, Any]] = {}
         self._ticker: Ticker | None = None
+        self._stamp: tuple | None = None  # (store commits, sites) when last planned
 
     # -- hooks (actor thread) -----------------------------------------------------------------------
 
@@ -231,10 +232,17 @@ class OverlayPlanner(WatchedActor):
             ``{"generation": {site: n}, "sites_pushed": [...], "plan_ms"}``.
         """
         begin = time.perf_counter()
+        # Nothing it plans from changed (no store write, no site change): nothing to re-plan, and
+        # not even the store is read, so an idle controller's planner costs nothing.
+        stamp = (self.store.commits, tuple(sorted(self.sites.items())))
+        if not force and stamp == self._stamp and self.plan is not None:
+            return {"generation": dict(self.generation), "sites_pushed": [], "plan_ms": 0.0}
+        self._stamp = stamp
         try:
             inputs = plan_inputs(self._apps(), self.store.vms(), self.sites, self._macs)
         except WindError as exc:
             _log.error("overlay.inputs_failed", error=str(exc))
+            self._stamp = None  # tried again on the next tick
             return {"generation": dict(self.generation), "sites_pushed": [], "plan_ms": 0.0}
         if not force and inputs == self._inputs and self.plan is not None:
             return {"generation": dict(self.generation), "sites_pushed": [], "plan_ms": 0.0}

@@ -80,7 +80,8 @@ class Controller:
         def start_controller() -> pykka.ActorRef[Any]:
             ref = ControllerActor.start(node, store, tenants, holder["apps"],
                                         site_timeout=config.site_timeout, removed=removed,
-                                        lost_site_grace=config.lost_site_grace)
+                                        lost_site_grace=config.lost_site_grace,
+                                        reconcile_interval=config.reconcile_interval)
             node.register(CONTROLLER_ACTOR, ref, access=SYSTEM)
             holder["controller"] = ref
             return ref

@@ -146,6 +146,11 @@ class Store:
         self._clock = clock
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction(), read and written only under _lock
+        #: Transactions committed by this process: readers that cache what they read (the overlay
+        #: planner) skip their work while it has not moved.
+        self.commits = 0
+        #: Queries run (an idle controller runs none per tick; tests read it).
+        self.reads = 0
         self._crash_at = _crash_point_from_env()
         try:
             if self.path != ":memory:":
@@ -225,6 +230,7 @@ class Store:
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")
                 raise self._translate(exc) from None
+            self.commits += 1
 
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         name = f"wind_{self._depth}"
@@ -252,6 +258,7 @@ class Store:
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
+            self.reads += 1
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
