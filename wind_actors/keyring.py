@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from wind_actors.runtime import AGENT, CLIENT, CONTROLLER, OPERATOR, PEER, generate_keys
-from wind_actors.runtime._trust import find_key, role_dir
+from wind_actors.runtime._trust import role_dir
 
 __all__ = ["Keyring", "TRUSTS", "role_of_name"]
 
@@ -65,6 +65,7 @@ class Keyring:
         self.root = Path(root)
         self.vault = self.root / "vault"
         self._roles: dict[str, tuple[str, str | None]] = {}
+        self._published: dict[str, int] = {}  # node -> how many of _roles its folder has seen
         for role in (CONTROLLER, OPERATOR):
             for path in sorted((self.vault / role).glob("*.key_secret")):
                 self._roles[path.stem] = (role, None)
@@ -95,13 +96,19 @@ class Keyring:
         own = role_dir(target, role, scope)
         own.mkdir(parents=True, exist_ok=True)
         for suffix in (".key", ".key_secret"):
-            _copy(find_key(self.vault, name, suffix), own / f"{name}{suffix}")
+            _copy(role_dir(self.vault, role, scope) / f"{name}{suffix}", own / f"{name}{suffix}")
         trusted = TRUSTS[role]
-        for other, (other_role, other_scope) in self._roles.items():
+        names = list(self._roles)
+        # Only the nodes added since this folder was last written: publishing N nodes one by
+        # one must not cost N^2 folder walks (1,000 sites did not fit in a benchmark's setup).
+        for other in names[self._published.get(name, 0):]:
+            other_role, other_scope = self._roles[other]
             if other != name and other_role in trusted:
                 folder = role_dir(target, other_role, other_scope)
                 folder.mkdir(parents=True, exist_ok=True)
-                _copy(find_key(self.vault, other, ".key"), folder / f"{other}.key")
+                _copy(role_dir(self.vault, other_role, other_scope) / f"{other}.key",
+                      folder / f"{other}.key")
+        self._published[name] = len(names)
         return target
 
     def publish(self) -> None:
@@ -111,7 +118,7 @@ class Keyring:
 
 
 def _copy(source: Path | None, dest: Path) -> None:
-    if source is not None and not dest.exists():
+    if source is not None and source.exists() and not dest.exists():
         shutil.copyfile(source, dest)
         if dest.suffix == ".key_secret":
             dest.chmod(0o600)
