@@ -288,7 +288,8 @@ class Scenario:
                 proc.kill()
                 proc.wait()
         self.result["clean_exit"] = all(c == 0 for c in codes.values())
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if os.environ.get("WIND_BENCH_KEEP") is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 SCENARIOS = {"site-10k": (1, 10_000), "site-50k": (1, 50_000), "sites-1000": (1_000, 10_000)}
@@ -305,6 +306,8 @@ def main() -> int:
                         choices=[*SCENARIOS, "curve", "all"])
     parser.add_argument("--app-size", type=int, default=0,
                         help="most VMs per application (default: one application)")
+    parser.add_argument("--sites", type=int, default=1000,
+                        help="sites of the many-sites scenario (10 VMs each)")
     parser.add_argument("--idle-window", type=float, default=10.0,
                         help="seconds over which idle CPU is measured")
     args = parser.parse_args()
@@ -315,6 +318,8 @@ def main() -> int:
         plan += [(f"site-{n}", 1, n) for n in CURVE]
     for name, (sites, vms) in SCENARIOS.items():
         if args.scenario in (name, "all") and not (args.scenario == "all" and name == "site-10k"):
+            if name == "sites-1000":
+                sites, vms = args.sites, args.sites * 10
             plan.append((name, sites, vms))
     started = time.monotonic()
     load = round(os.getloadavg()[0], 2)
