@@ -88,9 +88,19 @@ first, those being restarted last.
 A supervisor is busy while it starts a child (it waits for the child's
 ``on_start``, as OTP waits for ``init/1``): a child must not call its own
 supervisor's API from ``on_start``, or both wait for ever.
+
+**Pooled actors.** A :class:`WatchedActor` has its own OS thread. A
+:class:`PooledActor` behaves the same (Pykka API, hooks, exit reasons, monitors,
+links, supervision) but runs on an :class:`ActorPool`'s workers, one message at
+a time and in order, so ten thousand of them cost a few KB each and a bounded
+number of threads. Waits inside a pooled handler (an ask, a child's start) let
+the pool start a spare worker, up to its bound (:func:`blocking`); actors that
+wait on drivers use the separate ``"blocking"`` pool (:func:`get_pool`).
 """
 
 from supervisors._actor import WatchedActor
+from supervisors._pool import ActorPool, blocking, get_pool
+from supervisors._pooled import PooledActor
 from supervisors._api import (
     count_children,
     delete_child,
@@ -122,6 +132,10 @@ from supervisors.errors import (
 )
 
 __all__ = [
+    "ActorPool",
+    "PooledActor",
+    "blocking",
+    "get_pool",
     "KILLED",
     "LatchFuture",
     "NOCONNECTION",

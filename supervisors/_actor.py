@@ -153,37 +153,46 @@ class WatchedActor(pykka.ThreadingActor):
             self._watch.started.set()
 
     def _actor_loop_running(self) -> None:
-        watch = self._watch
-        while not self.actor_stopped.is_set():
-            envelope = self.actor_inbox.get()
-            if watch.signal is not None:
-                self._take_exit_signal(envelope)
+        get, stopped = self.actor_inbox.get, self.actor_stopped.is_set
+        while not stopped():
+            if not self._handle_envelope(get()):
                 return
-            message = envelope.message
-            if message is WAKE:
-                continue
-            # an envelope from the runtime carries who sent it; a plain Pykka one does not
-            self.sender = getattr(envelope, "sender", None)
+
+    def _handle_envelope(self, envelope: Any) -> bool:
+        """Handle one envelope as Pykka's loop does, plus exit signals (every actor kind's loop).
+
+        Returns:
+            False if the actor must take no further message (an exit signal was taken).
+        """
+        if self._watch.signal is not None:
+            self._take_exit_signal(envelope)
+            return False
+        message = envelope.message
+        if message is WAKE:
+            return True
+        # an envelope from the runtime carries who sent it; a plain Pykka one does not
+        self.sender = getattr(envelope, "sender", None)
+        try:
+            response = self._handle_receive(message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            exc_info = sys.exc_info()
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception(exc_info)
+                if not self.crash_on_ask_error:
+                    return True
+            self._handle_failure(*exc_info)
             try:
-                response = self._handle_receive(message)
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set(response)
+                self.on_failure(*exc_info)
             except Exception:
-                exc_info = sys.exc_info()
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set_exception(exc_info)
-                    if not self.crash_on_ask_error:
-                        continue
-                self._handle_failure(*exc_info)
-                try:
-                    self.on_failure(*exc_info)
-                except Exception:
-                    self._handle_failure(*sys.exc_info())
-            except BaseException:
-                # Pykka's rule: KeyboardInterrupt/SystemExit stop every actor.
-                self._exit_reason = self._exit_reason or sys.exc_info()[1]
-                self._stop()
-                pykka.ActorRegistry.stop_all()
+                self._handle_failure(*sys.exc_info())
+        except BaseException:
+            # Pykka's rule: KeyboardInterrupt/SystemExit stop every actor.
+            self._exit_reason = self._exit_reason or sys.exc_info()[1]
+            self._stop()
+            pykka.ActorRegistry.stop_all()
+        return True
 
     def _take_exit_signal(self, envelope: Any) -> None:
         """Stop because of an exit signal, refusing the message just taken."""

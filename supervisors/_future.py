@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import pykka
 
+from supervisors._pool import blocking
+
 __all__ = ["LatchFuture"]
 
 T = TypeVar("T")
@@ -49,8 +51,11 @@ class LatchFuture(pykka.Future[T]):
         if self._get_hook is not None:
             return super().get(timeout=timeout)
         if self._value is _UNSET:
-            if not self._done.acquire(True, -1 if timeout is None else max(timeout, 0.0)):
-                raise pykka.Timeout(f"{timeout} seconds")
+            if not self._done.acquire(False):
+                with blocking():  # a pool worker about to wait: the pool keeps others runnable
+                    done = self._done.acquire(True, -1 if timeout is None else max(timeout, 0.0))
+                if not done:
+                    raise pykka.Timeout(f"{timeout} seconds")
             self._done.release()  # stay open for every later get()
             if self._get_hook is not None:
                 return super().get(timeout=timeout)

@@ -20,6 +20,7 @@ import pykka
 import structlog
 from pykka._envelope import Envelope
 
+from supervisors._pool import blocking
 from supervisors._reasons import KILLED, NOPROC, NORMAL, describe
 from supervisors.errors import NotWatchableError
 
@@ -298,6 +299,9 @@ def await_start(ref: pykka.ActorRef[Any], timeout: float | None = None) -> BaseE
         None if it started, else the exception behind the failure.
     """
     watch = watch_of(ref)
-    if not watch.started.wait(timeout):
-        return TimeoutError(f"{ref} did not finish on_start within {timeout} s")
+    if not watch.started.is_set():
+        with blocking():  # the child may need a worker of the caller's pool to start
+            started = watch.started.wait(timeout)
+        if not started:
+            return TimeoutError(f"{ref} did not finish on_start within {timeout} s")
     return watch.start_error

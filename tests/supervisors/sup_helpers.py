@@ -10,7 +10,7 @@ from typing import Any
 
 import pykka
 
-from supervisors import ChildSpec, Down, WatchedActor, monitor, which_children
+from supervisors import ChildSpec, Down, WatchedActor, blocking, monitor, which_children
 from wind_actors import testing
 
 
@@ -53,7 +53,8 @@ class Worker(WatchedActor):
 
     def on_stop(self) -> None:
         if self.stop_gate is not None:
-            self.stop_gate.wait()
+            with blocking():  # on a pool worker: let the pool run other actors meanwhile
+                self.stop_gate.wait()
         self.journal.add("stop", self.name)
 
     def on_receive(self, message: Any) -> Any:
@@ -65,7 +66,8 @@ class Worker(WatchedActor):
             self.stop_with(message[1])
             return None
         if isinstance(message, tuple) and message[0] == "block":
-            message[1].wait()
+            with blocking():
+                message[1].wait()
             return None
         return super().on_receive(message)
 
