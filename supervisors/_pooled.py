@@ -133,7 +133,7 @@ class PooledActor(WatchedActor):
     def _create_actor_inbox(self) -> _Mailbox:  # type: ignore[override]
         # Pykka calls this from Actor.__init__ (as a static method on other kinds of actor).
         self._set_up = False
-        return _Mailbox(self, get_pool(type(self).pool))
+        return _Mailbox(self, get_pool(self.pool))  # an instance may set its own before super().__init__()
 
     def _start_actor_loop(self) -> None:
         mailbox = self.actor_inbox
