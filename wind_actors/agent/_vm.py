@@ -25,7 +25,7 @@ import structlog
 
 from drivers import EventKind, VMEvent, VMSpec
 from drivers.errors import DriverError, VMNotFound
-from supervisors import WatchedActor
+from supervisors import PooledActor
 from wind_actors.errors import VMCrashed
 from wind_actors.protocol import vm_actor_name
 from wind_actors.runtime import SYSTEM
@@ -57,7 +57,7 @@ class _Failures:
     A supervisor restarts a VM actor with the arguments it first started it with, so nothing
     carries the reason across; this does, per agent (keyed weakly by its :class:`SiteContext`,
     which outlives every VM actor and dies with the agent). Thread-safe: VM actors of one agent
-    run on their own threads.
+    run on several pool workers.
     """
 
     def __init__(self) -> None:
@@ -83,7 +83,7 @@ class _Failures:
 _FAILURES = _Failures()
 
 
-class VMActor(WatchedActor):
+class VMActor(PooledActor):
     """The actor of one VM (registered on its node as ``vm.NAME``).
 
     Args:
@@ -91,13 +91,15 @@ class VMActor(WatchedActor):
         spec: the VM's ``VMSpec.as_dict()``.
         restart: ``always`` | ``on-failure`` | ``never``.
 
-    Hooks run on this actor's thread. ``on_start`` only registers the actor and tells itself to
+    Hooks run on a worker of the shared ``"blocking"`` actor pool, one message at a time. ``on_start`` only registers the actor and tells itself to
     converge, so a supervisor starting a thousand VM actors is never held up by the hypervisor;
     a recoverable driver error while converging crashes the actor (restarted with backoff), a
     permanent one (no capacity, invalid spec) leaves it holding state ``failed``.
     """
 
-    use_daemon_thread = True
+    # No thread per VM: VM actors share the "blocking" pool (their handlers wait on the driver
+    # actor, which has its own thread, so they cannot deadlock the pool; see supervisors._pool).
+    pool = "blocking"
 
     def __init__(self, ctx: SiteContext, spec: dict[str, Any], restart: str) -> None:
         super().__init__()
