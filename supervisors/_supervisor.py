@@ -74,7 +74,10 @@ class Supervisor(WatchedActor):
         self._rng = rng or random.Random()
         self._flags = SupFlags()
         self._template: ChildSpec | None = None
-        self._children: list[ChildRecord] = []
+        # By key, in start order (a dict keeps insertion order): which_children's order comes
+        # from it, and finding a child by id or dynamic key is O(1) instead of a scan.
+        self._children: dict[Hashable, ChildRecord] = {}
+        self._by_urn: dict[Any, ChildRecord] = {}  # dynamic children by their (last) ref's urn
         self._by_monitor: dict[str, ChildRecord] = {}
         self._linked: set[str] = set()
         self._parent = running_actor()
@@ -117,14 +120,14 @@ class Supervisor(WatchedActor):
         if flags.strategy == "simple_one_for_one":
             self._template = specs[0]
             return
-        self._children = [ChildRecord(key=spec.id, spec=spec) for spec in specs]
-        for child in list(self._children):
+        self._children = {spec.id: ChildRecord(key=spec.id, spec=spec) for spec in specs}
+        for child in list(self._children.values()):
             error = self._start(child)
             if error is not None:
                 self._terminate_all()
                 raise StartError(error, child=child.key, supervisor=self.name)
             if child.ref is None and child.spec.restart == "temporary":
-                self._children.remove(child)  # ignored and never to be restarted
+                self._remove(child)  # ignored and never to be restarted
 
     def on_stop(self) -> None:
         """Stop every child in reverse start order. Runs in the supervisor's thread."""
@@ -184,6 +187,9 @@ class Supervisor(WatchedActor):
         child.started_at = self._clock.now()
         child.started_seq = next(self._starts)
         self._by_monitor[mid] = child
+        if child.last_ref is not None:
+            self._by_urn.pop(getattr(child.last_ref, "actor_urn", child.last_ref), None)
+        self._by_urn[ref.actor_urn] = child
         self._log.info("child_started", child=child.key, actor=str(ref), restarts=child.restarts)
         return None
 
@@ -206,6 +212,8 @@ class Supervisor(WatchedActor):
         demonitor(child.monitor_id)
         self._by_monitor.pop(child.monitor_id, None)
         self._linked.discard(ref.actor_urn)
+        if self._by_urn.get(ref.actor_urn) is child:
+            del self._by_urn[ref.actor_urn]
         unlink(self.actor_ref, ref)
         child.ref = child.monitor_id = None
 
@@ -220,8 +228,8 @@ class Supervisor(WatchedActor):
     def _terminate_all(self) -> None:
         """Stop every child in reverse start order (dynamic children all at once)."""
         if self._simple and self._template is not None:
-            running = [c for c in self._children if c.ref is not None]
-            for child in self._children:
+            running = [c for c in self._children.values() if c.ref is not None]
+            for child in self._children.values():
                 child.cancel_pending()
             refs = []
             for child in running:
@@ -230,9 +238,9 @@ class Supervisor(WatchedActor):
             reasons = shutdown_many(refs, self._template.effective_shutdown)
             for child, reason in zip(running, reasons, strict=True):
                 self._report_shutdown(child, reason)
-            self._children = []
+            self._children, self._by_urn = {}, {}
             return
-        self._terminate(list(reversed(self._children)))
+        self._terminate(list(reversed(self._children.values())))
 
     def _give_up(self, event: str, *, level: str = "error", **info: Any) -> None:
         """Stop all children and exit with reason shutdown, so the parent sees it."""
@@ -268,7 +276,7 @@ class Supervisor(WatchedActor):
         """OTP's del_child: temporary and dynamic children go; others stay, not running."""
         child.cancel_pending()
         if self._simple or child.spec.restart == "temporary":
-            self._children.remove(child)
+            self._remove(child)
 
     def _auto_shutdown(self, child: ChildRecord) -> None:
         mode = self._flags.auto_shutdown
@@ -286,7 +294,7 @@ class Supervisor(WatchedActor):
         """
         if self._simple:
             return bool(self._children)
-        return any(c.spec.significant and (c.ref is not None or c.restarting) for c in self._children)
+        return any(c.spec.significant and (c.ref is not None or c.restarting) for c in self._children.values())
 
     def _exit(self, message: Exit) -> None:
         """A linked actor exited: follow the parent; a child's Down does the work; ignore others."""
@@ -339,15 +347,16 @@ class Supervisor(WatchedActor):
         if strategy in ("one_for_one", "simple_one_for_one"):
             return [child]
         if strategy == "one_for_all":
-            group = list(self._children)
+            group = list(self._children.values())
         else:  # rest_for_one
-            group = self._children[self._children.index(child):]
+            siblings = list(self._children.values())
+            group = siblings[siblings.index(child):]
         others = [c for c in group if c is not child]
         self._terminate(list(reversed(others)))
         for c in others:
             if c.spec.restart == "temporary":  # never restarted, even by a sibling's failure
-                self._children.remove(c)
-        return [c for c in group if c in self._children]
+                self._remove(c)
+        return [c for c in group if self._children.get(c.key) is c]
 
     def _start_group(self, child: ChildRecord, group: list[ChildRecord]) -> None:
         for member in group:
@@ -378,11 +387,25 @@ class Supervisor(WatchedActor):
 
     def _record(self, key: Hashable) -> ChildRecord | None:
         """The child with this key (its id; a generated key for a dynamic child)."""
-        return next((c for c in self._children if c.key == key), None)
+        try:
+            return self._children.get(key)
+        except TypeError:  # an unhashable key is no child's id
+            return None
 
     def _find_dynamic(self, ref: pykka.ActorRef[Any]) -> ChildRecord | None:
         """OTP's find_child for simple_one_for_one: by pid, or by ``{restarting, OldPid}``."""
-        return next((c for c in self._children if c.holds(ref)), None)
+        child = self._by_urn.get(getattr(ref, "actor_urn", ref))
+        return child if child is not None and child.holds(ref) and self._children.get(child.key) is child \
+            else None
+
+    def _remove(self, child: ChildRecord) -> None:
+        """Forget a child record, and its entries in the ref index."""
+        if self._children.get(child.key) is child:
+            del self._children[child.key]
+        for ref in (child.ref, child.last_ref):
+            urn = getattr(ref, "actor_urn", ref)
+            if ref is not None and self._by_urn.get(urn) is child:
+                del self._by_urn[urn]
 
     def _error(self, outcome: Outcome, child: Any, **kw: Any) -> ChildError:
         return ChildError(outcome, child=child, supervisor=self.name, **kw)
@@ -391,10 +414,10 @@ class Supervisor(WatchedActor):
         if self._simple:
             assert self._template is not None
             child = ChildRecord(key=("dynamic", next(self._keys)), spec=self._template, args=tuple(arg))
-            self._children.append(child)
+            self._children[child.key] = child
             error = self._start(child)
             if error is not None or child.ref is None:
-                self._children.remove(child)
+                self._remove(child)
                 if error is not None:
                     raise StartError(error, supervisor=self.name) from error
             return child.ref
@@ -409,7 +432,7 @@ class Supervisor(WatchedActor):
         if error is not None:
             raise StartError(error, child=spec.id, supervisor=self.name) from error
         if child.ref is not None or spec.restart != "temporary":
-            self._children.append(child)
+            self._children[child.key] = child
         return child.ref
 
     def _call_terminate_child(self, key: Any) -> None:
@@ -448,7 +471,7 @@ class Supervisor(WatchedActor):
 
     def _call_delete_child(self, key: Any) -> None:
         child = self._static_child(key, "delete_child")
-        self._children.remove(child)
+        self._remove(child)
 
     def _call_get_childspec(self, key: Any) -> ChildSpec:
         if self._simple:
@@ -475,10 +498,10 @@ class Supervisor(WatchedActor):
 
     def _call_which_children(self) -> list[ChildInfo]:
         return [ChildInfo(None if self._simple else c.key, c.ref, c.spec.type, c.status)
-                for c in which_order(self._children, self._simple)]
+                for c in which_order(list(self._children.values()), self._simple)]
 
     def _call_count_children(self) -> dict[str, int]:
-        children = self._children
+        children = list(self._children.values())
         if self._simple:
             assert self._template is not None
             sups = len(children) if self._template.type == "supervisor" else 0
@@ -503,7 +526,7 @@ class Supervisor(WatchedActor):
             "children": [
                 {"id": None if self._simple else c.key, "ref": c.ref, "type": c.spec.type,
                  "status": c.status, "restart": c.spec.restart, "restarts": c.restarts}
-                for c in self._children
+                for c in self._children.values()
             ],
         }
 
