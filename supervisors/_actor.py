@@ -29,7 +29,8 @@ _this_thread = threading.local()
 
 
 def running_actor() -> pykka.ActorRef[Any] | None:
-    """The ref of the WatchedActor whose thread calls this, or None outside any actor's thread.
+    """The ref of the WatchedActor whose thread calls this (or the PooledActor whose turn a pool
+    worker is running), or None outside any actor.
 
     A supervisor reads it when it is created, to know its parent: the actor that
     starts it (OTP's parent is the process that called ``start_link``).
