@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 __all__ = [
     "Identity", "Rule", "Access", "allow", "rule_of", "rules", "check_message", "check_watch",
     "CONTROLLER", "AGENT", "CLIENT", "OPERATOR", "PEER", "ROLES", "LOCAL", "OPEN", "SYSTEM",
-    "identity_of", "type_verdict", "DEPENDS",
+    "identity_of", "type_verdict", "scope_verdict", "DEPENDS",
 ]
 
 CONTROLLER = "controller"
@@ -164,8 +164,12 @@ def check_message(sender: Identity, message: Any, access: Access) -> str | None:
         ``None`` when allowed, else why not (what was wrong and what is allowed).
     """
     why = type_verdict(sender, type(message), access)
-    if why is not DEPENDS:
-        return why
+    return scope_verdict(sender, message) if why is DEPENDS else why
+
+
+def scope_verdict(sender: Identity, message: Any) -> str | None:
+    """The rest of :func:`check_message` once :func:`type_verdict` said :data:`DEPENDS`: whether
+    the message's scope field names the sender's own site or tenant."""
     field = _RULES[type(message)].scope_field
     value = getattr(message, field, None)  # type: ignore[arg-type]
     if value != sender.scope:

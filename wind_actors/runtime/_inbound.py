@@ -21,7 +21,8 @@ import supervisors
 from wind_actors.errors import ActorError, Forbidden, NodeDownError, NoSuchActor, WireError
 import structlog
 
-from ._authz import DEPENDS, Access, Identity, check_message, check_watch, type_verdict
+from ._authz import (DEPENDS, Access, Identity, check_message, check_watch, scope_verdict,
+                     type_verdict)
 from ._endpoints import LITERAL_ENDPOINTS, is_literal_endpoint
 from ._events import NodeDown, NodeUp
 from ._replies import complete, fail
@@ -258,11 +259,12 @@ class Inbound:
                     if why is _UNDECIDED:
                         why = target[2][type(message)] = type_verdict(sender, type(message),
                                                                       target[1])
-                    if why is None or (why is DEPENDS and self._admit(sender, message,
-                                                                       target[1], raw[1])):
+                    if why is DEPENDS:
+                        why = scope_verdict(sender, message)
+                    if why is None:
                         target[0].put(_Envelope(message, None, sender))
                         delivered += 1
-                    elif why is not DEPENDS:
+                    else:
                         self._refused(sender, raw[1], why)
                 elif (raw[0] == _ASK and len(raw) == 4 and type(raw[1]) is str
                         and type(raw[2]) is int and type(raw[3]) is bytes):
