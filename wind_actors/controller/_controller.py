@@ -5,8 +5,9 @@ carries a tenant token; another tenant's application is "not found", exactly as 
 keeps every site's view from its delta reports, and hands a snapshot of the sites to the
 application actors a change concerns: those whose VMs changed, every one when a site goes up or
 down, the busy ones (work under way) on every tick, and every one on the slow safety pass
-(``reconcile_interval``). An idle cloud costs it next to nothing per tick. Desired state lives in the SQLite store, so a controller
-killed with SIGKILL and started again restores every application (see ``AppActor``).
+(``reconcile_interval``). An idle cloud costs it next to nothing per tick. Desired state lives in
+the SQLite store, so a controller killed with SIGKILL and started again restores every
+application (see ``AppActor``).
 """
 
 from __future__ import annotations
