@@ -20,7 +20,7 @@ from ._hub import Subscriber, Subscribers
 from ._info import VMInfo
 from ._registry import create_driver
 from ._spec import NicSpec, VMSpec
-from .errors import ConnectionLost, DriverError
+from .errors import ConnectionLost, DriverError, VMNotFound
 
 __all__ = ["DriverActor", "start_driver_actor", "driver_actor_spec", "driver_factory", "RECONNECT_BACKOFF"]
 
@@ -270,6 +270,30 @@ class DriverActor(WatchedActor):
         """See :meth:`Driver.start` (named ``start_vm``: ``start`` is Pykka's class method)."""
         return self._call(lambda d: d.start(name))
 
+    def create(self, spec: VMSpec) -> VMInfo | None:
+        """Define and start a VM, and return its info (None if it is gone again already): one
+        message for what a deploy does to every VM (three round trips to this actor otherwise).
+
+        Raises:
+            DriverError: as :meth:`Driver.define` or :meth:`Driver.start` (a VM defined but not
+                started stays defined, as after the two calls one by one).
+        """
+        def create(d: Driver) -> VMInfo | None:
+            d.define(spec)
+            d.start(spec.name)
+            return _info_or_none(d, spec.name)
+
+        return self._call(create)
+
+    def start_and_info(self, name: str) -> VMInfo | None:
+        """Start a defined VM and return its info, or None if it is gone again already (one
+        message instead of two)."""
+        def start(d: Driver) -> VMInfo | None:
+            d.start(name)
+            return _info_or_none(d, name)
+
+        return self._call(start)
+
     def shutdown(self, name: str) -> None:
         """See :meth:`Driver.shutdown`."""
         return self._call(lambda d: d.shutdown(name))
@@ -301,6 +325,11 @@ class DriverActor(WatchedActor):
     def info(self, name: str) -> VMInfo:
         """See :meth:`Driver.info`."""
         return self._call(lambda d: d.info(name))
+
+    def find(self, name: str) -> VMInfo | None:
+        """:meth:`Driver.info`, or None when there is no such VM (no exception to build, send
+        and raise: a deploy asks this of every new VM)."""
+        return self._call(lambda d: _info_or_none(d, name))
 
     def capacity(self) -> Capacity:
         """See :meth:`Driver.capacity`."""
@@ -361,3 +390,10 @@ def driver_actor_spec(
     hub = subscribers if subscribers is not None else Subscribers()
     return ChildSpec(id=id, start=lambda: DriverActor.start(factory, subscribers=hub, **options),
                      restart=restart, backoff=backoff)
+
+
+def _info_or_none(driver: Driver, name: str) -> VMInfo | None:
+    try:
+        return driver.info(name)
+    except VMNotFound:  # removed between the start and the look (another actor, a crash)
+        return None

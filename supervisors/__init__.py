@@ -83,7 +83,9 @@ first, those being restarted last.
 ``child_terminated``, ``child_restarted``, ``restart_failed``, ``start_error``,
 ``shutdown_error``, ``reached_max_restart_intensity``, ``auto_shutdown``,
 ``exit_ignored``) carrying ``supervisor``, ``child``, ``reason`` and
-``restarts``. :func:`tree` returns the live tree as plain data.
+``restarts``. ``child_started`` and ``child_shutdown`` of a simple_one_for_one
+supervisor's children are at debug level (there may be thousands, each reporting
+itself), like OTP's progress reports. :func:`tree` returns the live tree as plain data.
 
 A supervisor is busy while it starts a child (it waits for the child's
 ``on_start``, as OTP waits for ``init/1``): a child must not call its own
@@ -107,6 +109,7 @@ from supervisors._api import (
     get_childspec,
     restart_child,
     start_child,
+    start_children,
     start_supervisor,
     terminate_child,
     tree,
@@ -178,6 +181,7 @@ __all__ = [
     "monitor",
     "restart_child",
     "start_child",
+    "start_children",
     "start_supervisor",
     "terminate_child",
     "tree",

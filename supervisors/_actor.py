@@ -18,6 +18,7 @@ import structlog
 from pykka import messages
 
 from supervisors._future import LatchFuture
+from supervisors._latch import Latch
 from supervisors._reasons import NORMAL
 from supervisors._watch import WAKE, _Watch, await_start
 from supervisors.errors import StartError, SupervisionError
@@ -76,6 +77,8 @@ class WatchedActor(pykka.ThreadingActor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Pykka's stopped flag is a threading.Event (~2 KB); a Latch does what it is used for.
+        self.actor_stopped = self.actor_ref.actor_stopped = Latch()  # type: ignore[assignment]
         self._exit_reason: Any = None
         self.sender: Any = None
         self._watch = _Watch(self)

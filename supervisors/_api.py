@@ -19,6 +19,7 @@ __all__ = [
     "get_childspec",
     "restart_child",
     "start_child",
+    "start_children",
     "start_supervisor",
     "terminate_child",
     "tree",
@@ -82,6 +83,27 @@ def start_child(sup: pykka.ActorRef[Any], *spec_or_args: Any) -> pykka.ActorRef[
     if len(spec_or_args) == 1 and isinstance(spec_or_args[0], ChildSpec):
         return _call(sup, "start_child", spec_or_args[0])
     return _call(sup, "start_child", spec_or_args)
+
+
+def start_children(sup: pykka.ActorRef[Any], arglists: list[tuple[Any, ...]]) -> list[Any]:
+    """Start many children of a simple_one_for_one supervisor in one call.
+
+    Each ``args`` of ``arglists`` is what ``start_child(sup, *args)`` would get. The children's
+    ``on_start`` hooks run side by side, so starting N children costs about one start's latency
+    and one round trip to the supervisor instead of N (an agent starting thousands of VM actors).
+
+    Returns:
+        One entry per ``args``, in order: the child's ref, None (its start returned None), or
+        the :class:`~supervisors.errors.StartError` it failed with (the others still started).
+
+    Raises:
+        SpecError: the supervisor is not simple_one_for_one.
+        NoProcError: the supervisor is not running.
+    """
+    arglists = [tuple(args) for args in arglists]
+    if not arglists:
+        return []
+    return _call(sup, "start_children", arglists)
 
 
 def terminate_child(sup: pykka.ActorRef[Any], child: Hashable | pykka.ActorRef[Any]) -> None:

@@ -159,6 +159,17 @@ class Supervisor(WatchedActor):
 
     def _start(self, child: ChildRecord) -> BaseException | None:
         """Start one child and watch it; return the failure, or None."""
+        launched = self._launch(child)
+        if launched is None or isinstance(launched, BaseException):
+            return launched
+        return self._settle(child, *launched)
+
+    def _launch(self, child: ChildRecord) -> tuple[pykka.ActorRef[Any], Any] | BaseException | None:
+        """Call the child's start and monitor what it returns, without waiting for its on_start.
+
+        Returns:
+            ``(ref, monitor id)``; the failure; or None when start returned None (OTP's ignore).
+        """
         try:
             ref = child.spec.start(*child.args)
         except Exception as exc:  # any failure of the user's start is a start error
@@ -169,12 +180,15 @@ class Supervisor(WatchedActor):
             self._log.info("child_ignored", child=child.key)
             return None
         try:
-            mid = monitor(ref, self.actor_ref)
+            return ref, monitor(ref, self.actor_ref)
         except NotWatchableError as exc:
             if isinstance(ref, pykka.ActorRef):
                 ref.stop(block=False)
             self._log.error("start_error", child=child.key, reason=describe(exc))
             return exc
+
+    def _settle(self, child: ChildRecord, ref: pykka.ActorRef[Any], mid: Any) -> BaseException | None:
+        """Wait for a launched child's on_start, then link it and record it as running."""
         error = await_start(ref)
         if error is not None:
             demonitor(mid)
@@ -190,7 +204,10 @@ class Supervisor(WatchedActor):
         if child.last_ref is not None:
             self._by_urn.pop(getattr(child.last_ref, "actor_urn", child.last_ref), None)
         self._by_urn[ref.actor_urn] = child
-        self._log.info("child_started", child=child.key, actor=str(ref), restarts=child.restarts)
+        # A simple_one_for_one supervisor may start thousands of children (an agent's VMs), each
+        # of which reports itself; as OTP's progress reports, those starts are debug detail.
+        report = self._log.debug if self._simple else self._log.info
+        report("child_started", child=child.key, actor=str(ref), restarts=child.restarts)
         return None
 
     # -- stopping ----------------------------------------------------------------
@@ -223,7 +240,8 @@ class Supervisor(WatchedActor):
         if not expected and not (child.spec.restart != "permanent" and is_normal_exit(reason)):
             self._log.error("shutdown_error", child=child.key, reason=describe(reason))
         else:
-            self._log.info("child_shutdown", child=child.key, reason=describe(reason))
+            (self._log.debug if self._simple else self._log.info)(
+                "child_shutdown", child=child.key, reason=describe(reason))
 
     def _terminate_all(self) -> None:
         """Stop every child in reverse start order (dynamic children all at once)."""
@@ -434,6 +452,28 @@ class Supervisor(WatchedActor):
         if child.ref is not None or spec.restart != "temporary":
             self._children[child.key] = child
         return child.ref
+
+    def _call_start_children(self, arglists: Any) -> list[Any]:
+        # simple_one_for_one only (checked by the API). Every child is launched before any is
+        # waited for, so their on_starts run side by side on the pool: a batch costs one
+        # on_start's latency, not the sum of them. Each child's outcome is its own, as if started
+        # by start_child in this order.
+        if not self._simple or self._template is None:
+            raise SpecError("strategy", self._flags.strategy, "simple_one_for_one (start_children "
+                            "starts children of its template; use start_child for a ChildSpec)",
+                            supervisor=self.name)
+        launched = []
+        for args in arglists:
+            child = ChildRecord(key=("dynamic", next(self._keys)), spec=self._template, args=tuple(args))
+            self._children[child.key] = child
+            launched.append((child, self._launch(child)))
+        results: list[Any] = []
+        for child, outcome in launched:
+            error = self._settle(child, *outcome) if isinstance(outcome, tuple) else outcome
+            if error is not None or child.ref is None:
+                self._remove(child)
+            results.append(StartError(error, supervisor=self.name) if error is not None else child.ref)
+        return results
 
     def _call_terminate_child(self, key: Any) -> None:
         if self._simple and not isinstance(key, pykka.ActorRef):

@@ -20,6 +20,7 @@ import pykka
 import structlog
 from pykka._envelope import Envelope
 
+from supervisors._latch import Latch
 from supervisors._pool import blocking
 from supervisors._reasons import KILLED, NOPROC, NORMAL, describe
 from supervisors.errors import NotWatchableError
@@ -89,7 +90,7 @@ class _Watch:
         self.signal: Any = None  # a pending exit signal, taken before the next message
         self.monitors: dict[str, Watcher] = {}
         self.links: dict[str, _Watch] = {}
-        self.started = threading.Event()
+        self.started = Latch()
         self.start_error: BaseException | None = None
 
     def trap_exits(self) -> bool:

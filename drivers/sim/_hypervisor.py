@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 import uuid
@@ -96,6 +97,12 @@ class SimHypervisor:
                 host = check_name(h["name"], what="host name")
                 self._totals[host] = Resources(int(h["cpus"]), int(h["memory_mb"]), int(h.get("disk_gb", 0)))
         self._used: dict[str, Resources] = {h: Resources() for h in self._totals}
+        # First fit must not scan every full host for every start (750 hosts, 10,000 VMs: the
+        # scan was most of a deploy's time): hosts with no CPU or memory left can take no VM,
+        # so only the others, by position, are tried.
+        self._position = {h: i for i, h in enumerate(self._totals)}
+        self._names = list(self._totals)
+        self._open = list(range(len(self._names)))
         self._largest = Resources(max(r.cpus for r in self._totals.values()),
                                   max(r.memory_mb for r in self._totals.values()),
                                   max(r.disk_gb for r in self._totals.values()))
@@ -220,8 +227,27 @@ class SimHypervisor:
                                f"allowed from {allowed}", driver=driver, vm=vm.spec.name, state=vm.state.value, op=op)
         was_active, vm.state = vm.state.is_active, new
         if was_active and not new.is_active and vm.host is not None:
-            self._used[vm.host] -= _model.needs(vm.spec.vcpus, vm.spec.memory_mb, vm.spec.disk_gb)
+            self._charge(vm.host, _model.needs(vm.spec.vcpus, vm.spec.memory_mb, vm.spec.disk_gb), -1)
         return new
+
+    def _charge(self, host: str, want: Resources, sign: int) -> None:
+        """Add (``sign`` 1) or give back (-1) ``want`` on ``host``, keeping the open hosts."""
+        used = self._used[host] = self._used[host] + want if sign > 0 else self._used[host] - want
+        total, at = self._totals[host], self._position[host]
+        full = used.cpus >= total.cpus or used.memory_mb >= total.memory_mb
+        i = bisect.bisect_left(self._open, at)
+        listed = i < len(self._open) and self._open[i] == at
+        if full and listed:
+            del self._open[i]
+        elif not full and not listed:
+            self._open.insert(i, at)
+
+    def _first_fit_order(self, vm: _VM) -> Any:
+        pinned = vm.spec.metadata.get("host")
+        if pinned:
+            return [pinned]
+        rest = (self._names[i] for i in self._open)
+        return itertools.chain([vm.host], rest) if vm.host else rest
 
     def _emit(self, kind: EventKind, vm: str, detail: str = "", host: str | None = None) -> None:
         with self._lock:
@@ -254,13 +280,11 @@ class SimHypervisor:
                 self._transition(vm, "start", driver)  # raises InvalidState
             self._maybe_fail_start(name, driver)
             want = _model.needs(vm.spec.vcpus, vm.spec.memory_mb, vm.spec.disk_gb)
-            pinned = vm.spec.metadata.get("host")
-            order = [pinned] if pinned else ([vm.host] if vm.host else []) + list(self._totals)
-            host = _model.place(want, self._totals, self._used, order=order)
+            host = _model.place(want, self._totals, self._used, order=self._first_fit_order(vm))
             if host is None:
                 raise CapacityExceeded(f"no host of {self.name!r} has {want.as_dict()} free for VM {name!r}",
                                        driver=driver, vm=name, recoverable=True)
-            self._used[host] += want
+            self._charge(host, want, 1)
             vm.host = host
             self._transition(vm, "start", driver)
             vm.generation += 1
@@ -333,8 +357,8 @@ class SimHypervisor:
                 raise CapacityExceeded(f"host {dest!r} has no room for VM {name!r} ({want.as_dict()})",
                                        driver=driver, vm=name, host=dest, recoverable=True)
             assert vm.host is not None
-            self._used[vm.host] -= want
-            self._used[dest] += want
+            self._charge(vm.host, want, -1)
+            self._charge(dest, want, 1)
             source, vm.host = vm.host, dest
             info = vm.info(driver)
         self._emit(EventKind.MIGRATED, name, f"{source}->{dest}", dest)

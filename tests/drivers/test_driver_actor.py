@@ -74,6 +74,21 @@ def test_an_error_from_the_driver_reaches_the_caller_and_the_actor_lives_on() ->
     assert ref.proxy().list().get() == []
 
 
+def test_create_defines_and_starts_in_one_call_and_stops_at_the_first_error() -> None:
+    hv = SimHypervisor(hosts=1, host_cpus=2, host_memory_mb=512)
+    ref = start_driver_actor(lambda: SimDriver(name="site-c", hypervisor=hv))
+    drv = ref.proxy()
+    assert drv.find("a").get() is None
+    info = drv.create(spec("a")).get()
+    assert drv.find("a").get() == drv.info("a").get()
+    assert info.state is VMState.RUNNING and info.name == "a"
+    drv.destroy("a").get()
+    assert drv.start_and_info("a").get().state is VMState.RUNNING
+    with pytest.raises(errors.DriverError):  # no room left: defined, not started, as define+start
+        drv.create(VMSpec("big", 2, 64)).get()
+    assert drv.info("big").get().state is not VMState.RUNNING
+
+
 def test_a_hung_backend_call_does_not_stall_another_driver_actor() -> None:
     stuck_hv = SimHypervisor("stuck")
     stuck = start_driver_actor(lambda: SimDriver(hypervisor=stuck_hv))

@@ -290,3 +290,56 @@ def test_a_start_returning_a_plain_pykka_actor_fails_and_that_actor_is_stopped()
     from sup_helpers import wait_for
 
     wait_for(lambda: not started[0].is_alive())
+
+
+class _Rendezvous(supervisors.WatchedActor):
+    """Its on_start waits for the other children of the batch at a barrier."""
+
+    use_daemon_thread = True
+
+    def __init__(self, barrier) -> None:
+        super().__init__()
+        self.barrier = barrier
+
+    def on_start(self) -> None:
+        with supervisors.blocking():
+            self.barrier.wait()
+
+
+def test_start_children_starts_each_as_start_child_would():
+    journal = Journal()
+    spec = ChildSpec(id="tpl", start=partial(Worker.start, "dyn", journal))
+    sup = start_supervisor(SupFlags(strategy="simple_one_for_one"), [spec])
+    refs = supervisors.start_children(sup, [(1,), (2,), (3,)])
+    assert [r.ask("ping") for r in refs] == [("pong", "dyn", (n,)) for n in (1, 2, 3)]
+    assert [c.ref for c in which_children(sup)] == refs
+    assert supervisors.start_children(sup, []) == []
+    assert len(journal.of("start")) == 3
+
+
+def test_start_children_reports_each_failure_in_its_place_and_keeps_the_others():
+    def start(fail):
+        return Worker.start("dyn", None, fail_start=fail)
+
+    sup = start_supervisor(SupFlags(strategy="simple_one_for_one"), [ChildSpec(id="tpl", start=start)])
+    first, failed, last = supervisors.start_children(sup, [(False,), (True,), (False,)])
+    assert isinstance(failed, StartError) and "refuses to start" in str(failed)
+    assert first.ask("ping")[0] == "pong" and last.ask("ping")[0] == "pong"
+    assert [c.ref for c in which_children(sup)] == [first, last]
+
+
+def test_start_children_runs_the_on_starts_side_by_side():
+    import threading
+
+    barrier = threading.Barrier(3, timeout=10)  # broken unless all three on_starts wait at once
+    sup = start_supervisor(SupFlags(strategy="simple_one_for_one"),
+                           [ChildSpec(id="tpl", start=lambda: _Rendezvous.start(barrier), restart="temporary")])
+    results = supervisors.start_children(sup, [(), (), ()])
+    assert not any(isinstance(r, BaseException) for r in results), results
+    assert len(which_children(sup)) == 3
+
+
+def test_start_children_needs_a_simple_one_for_one_supervisor():
+    sup = start_supervisor(SupFlags(), [worker_spec("a", Journal())])
+    with pytest.raises(SpecError, match="simple_one_for_one"):
+        supervisors.start_children(sup, [()])
