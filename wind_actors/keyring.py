@@ -3,12 +3,16 @@
 Who trusts whom follows the roles (``wind_actors.runtime._authz``)::
 
                  ┌──────────────┐
-     client  ───▶│              │◀─── agent of S ◀──▶ agent of S'   (RTT probes)
+     client  ───▶│              │◀─── agent of S ◀──▶ agent of S'   (RTT probes, vouched)
      operator ──▶│  controller  │
                  └──────────────┘
     controller trusts: agents, clients, operators      (keys_dir/agent/S, client/T, operator)
-    agent trusts:      the controller, other agents    (never a client key)
+    agent trusts:      the controller only             (never a client key, no other agent's)
     client, operator:  the controller only
+
+No agent's folder holds another agent's key: the controller, which files them all, vouches for
+the few sites an agent probes for RTTs (and those probing it) at runtime
+(``OverlayPeers``; ``TrustPolicy.vouch``), so N sites need O(N) key files, not O(N²).
 
 A :class:`Keyring` is the operator's copy of all of it (the ``vault``: every key pair, filed by
 role), from which :meth:`Keyring.trust_dir` writes the folder one node runs with: its own key pair
@@ -29,7 +33,7 @@ __all__ = ["Keyring", "TRUSTS", "role_of_name"]
 
 TRUSTS: dict[str, tuple[str, ...]] = {
     CONTROLLER: (CONTROLLER, AGENT, CLIENT, OPERATOR),
-    AGENT: (CONTROLLER, AGENT),
+    AGENT: (CONTROLLER,),  # probe peers are vouched for by the controller, never filed
     CLIENT: (CONTROLLER,),
     OPERATOR: (CONTROLLER,),
     PEER: (PEER,),

@@ -138,7 +138,7 @@ def test_an_agents_trust_folder_holds_no_client_key(tmp_path: Path):
         ring.add(name)
     ring.publish()
     agent = {p.name for p in ring.trust_dir("agent@a").rglob("*.key")}
-    assert agent == {"controller@t.key", "agent@a.key", "agent@b.key"}
+    assert agent == {"controller@t.key", "agent@a.key"}  # other agents are vouched, never filed
     client = {p.name for p in ring.trust_dir("client@x").rglob("*.key")}
     assert client == {"controller@t.key", "client@x.key"}
     controller = TrustPolicy(ring.trust_dir("controller@t"))

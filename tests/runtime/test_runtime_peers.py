@@ -145,6 +145,21 @@ def test_a_peer_down_and_unused_is_forgotten_after_forget_after_unless_pinned_or
     assert "gone" not in {p for p, _ in m.tick(11.2).pings}
 
 
+def test_a_down_peer_that_keeps_sending_to_us_is_not_forgotten():
+    # It was: forgotten while its frames kept coming, an answer queued for it (a pong) then found
+    # it untracked, and that was logged as "max_peers reached" with two sockets open.
+    m = Membership(interval=0.2, misses=3, forget_after=10.0)
+    m.want("one-way", "tcp://x:1", 0.0)  # its pings reach us, our pings never reach it
+    m.tick(1.0)
+    t = 1.0
+    while t < 20.0:
+        t = round(t + 0.2, 3)
+        m.heard("one-way", "tcp://x:1", t)
+        assert m.tick(t).forgotten == []
+    assert m.status("one-way") == "down"
+    assert m.tick(t + 10.0).forgotten == ["one-way"]  # silent both ways for forget_after: gone
+
+
 def test_a_down_peer_is_redialled_every_couple_of_seconds_until_forgotten():
     m = Membership(interval=0.2, misses=3, forget_after=10.0)
     m.want("b", "tcp://x:1", 0.0)
@@ -268,6 +283,41 @@ def test_beyond_max_peers_a_node_refuses_new_peers_with_a_count_and_a_log_line()
     finally:
         node.stop()
         raw.close()
+
+
+def test_frames_for_an_untracked_peer_are_refused_as_untracked_not_as_the_peer_limit():
+    node = _insecure("hub@untracked")
+    try:
+        node._addresses["ghost@x"] = "tcp://127.0.0.1:9"  # known, never wanted, never heard
+        with structlog.testing.capture_logs() as logs:
+            node.transport.send("ghost@x", [Kind.PONG, 1, time.monotonic()])  # a late answer
+            wait_for(lambda: node.stats()["counters"].get("untracked_peer", 0) == 1)
+        counters = node.stats()["counters"]
+        assert counters.get("peer_limit", 0) == 0 and counters["dropped_untracked"] == 1
+        event = next(e for e in logs if e["event"] == "peer refused: not tracked by the membership")
+        assert event["peer"] == "ghost@x" and event["sockets"] == 0 and "tracked" in event["allowed"]
+        assert not any(e["event"] == "peer refused: max_peers reached" for e in logs)
+    finally:
+        node.stop()
+
+
+def test_frames_for_a_new_peer_beyond_max_peers_are_refused_as_the_peer_limit():
+    node = _insecure("hub@limit", max_peers=1)
+    other = _insecure("other@limit")
+    other.register("echo", EchoActor.start())
+    try:
+        node.connect(other.name, other.address)  # its one socket
+        node._addresses["ghost@x"] = "tcp://127.0.0.1:9"
+        with structlog.testing.capture_logs() as logs:
+            node.ref("echo@ghost@x").tell(Echo("no room"))
+            wait_for(lambda: node.stats()["counters"].get("dropped_peer_limit", 0) == 1)
+        assert node.stats()["counters"].get("untracked_peer", 0) == 0
+        event = next(e for e in logs if e["event"] == "peer refused: max_peers reached")
+        assert event["peer"] == "ghost@x" and event["max_peers"] == 1
+        assert not any(e["event"] == "peer refused: not tracked by the membership" for e in logs)
+    finally:
+        node.stop()
+        other.stop()
 
 
 def test_a_peer_gone_for_forget_after_is_forgotten_and_its_socket_closed():

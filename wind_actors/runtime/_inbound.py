@@ -188,8 +188,8 @@ class Inbound:
         first = peers[0]
         _log.warning("peer never answered our pings", node=self.node.name, peer=first,
                      address=self.node._addresses.get(first), peers_total=self._silent_held,
-                     others=peers[1:4], hint="is it running at that address, and is our "
-                                             "public key in its keys_dir?")
+                     others=peers[1:4], hint="is it running at that address, and does it "
+                                             "trust our key (in its keys_dir, or vouched)?")
         self._silent_held = 0
 
     def on_link_lost(self, peer: str, why: str) -> None:
@@ -227,6 +227,14 @@ class Inbound:
         if node.transport.is_blocked(src):  # type: ignore[union-attr]
             node.counters["blocked_in"] += 1
             return False
+        sender = node.trusted_identity(src)
+        if sender is None:
+            # Trusted when it connected (ZAP checked its key), not any more: a vouched peer
+            # dropped from the set, or a key file removed. Its connection outlives the trust,
+            # so it is refused here, heartbeats included, and never tracked.
+            self.drop("untrusted_peer", peer=src, detail="its key is no longer trusted here",
+                      allowed="peers whose key is filed in keys_dir or vouched for now")
+            return False
         address = frame.src_address
         if address and address != node._addresses.get(src) and not is_literal_endpoint(address):
             self.drop("bad_address", peer=src, address=address[:80],
@@ -237,7 +245,6 @@ class Inbound:
         if node.membership.heard(src, address, time.monotonic()):
             node.publish(NodeUp(src))
         decode = node.codec.decode
-        sender = node.identity(src)
         targets: dict[str, tuple[Any, Access, dict[type, str | None]]] = {}  # tells share one
         delivered = 0
         handed = False

@@ -25,8 +25,10 @@ the newest ping it answered; with the LAN defaults (0.2 s x 3) a peer cut off is
 0.6-0.8 s after the cut. A closed TCP connection ends the peer sooner (:meth:`Membership.lost`).
 
 Bounded: at most ``max_peers`` are tracked (a new one beyond that is refused and counted as
-``peer_limit``), and a peer that has been down for ``forget_after`` seconds with nobody sending
-to it is forgotten (unless pinned: the configured ``[node.peers]``).
+``peer_limit``), and a peer that has been down for ``forget_after`` seconds with no traffic
+either way (nobody sending to it, no frame from it) is forgotten (unless pinned: the configured
+``[node.peers]``). A peer still sending to us is never forgotten: it would be tracked again by
+its next frame, and an answer queued for it meanwhile would find it untracked.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class PeerState:
     """What this node knows about one peer.
 
     ``last_ok`` is the send time of the newest of our pings it answered (or, before any answer,
-    when we started wanting it); ``since`` is when ``status`` last changed.
+    when we started wanting it); ``since`` is when ``status`` last changed; ``heard_at`` when a
+    frame from it last arrived while it was down.
     """
 
     name: str
@@ -67,6 +70,7 @@ class PeerState:
     pinned: bool = False
     silent_reported: bool = False
     dialed_at: float = 0.0
+    heard_at: float = float("-inf")
 
 
 class Tick(NamedTuple):
@@ -125,6 +129,10 @@ class Membership:
         """Whether ``name`` is tracked (and so may have a socket)."""
         return name in self.peers
 
+    def full(self) -> bool:
+        """Whether ``max_peers`` are tracked: a new peer would be refused."""
+        return len(self.peers) >= self.max_peers
+
     def _admit(self, name: str, address: str, now: float) -> PeerState | None:
         """A new entry for ``name``, or None (counted) when ``max_peers`` are tracked already."""
         if len(self.peers) >= self.max_peers:
@@ -170,8 +178,11 @@ class Membership:
         peer = self.peers.get(name)
         if peer is None:
             self._admit(name, address, now)
-        elif address and peer.address != address:
+            return False
+        if address and peer.address != address:
             peer.address = address
+        if peer.status == DOWN:
+            peer.heard_at = now  # in use: not forgotten while it keeps talking to us
         return False
 
     def pong(self, name: str, seq: int, sent_at: float, now: float) -> bool:
@@ -257,7 +268,7 @@ class Membership:
                         peer.silent_reported = True
                         silent.append(peer.name)
                     peer.status, peer.since, peer.dialed_at = DOWN, now, now
-            elif not peer.pinned and now - peer.since >= self.forget_after:
+            elif not peer.pinned and now - max(peer.since, peer.heard_at) >= self.forget_after:
                 forgotten.append(peer.name)
                 continue
             elif now - peer.dialed_at >= redial_every:

@@ -136,6 +136,7 @@ class Node:
                                    keypair=self._keypair, max_frame_bytes=cfg.max_frame_bytes,
                                    handler=self.inbound, counters=self.counters,
                                    max_peers=cfg.max_peers, admits=self.membership.tracks,
+                                   full=self.membership.full,
                                    on_fatal=self._io_failed, lookup=self.resolve)
         self.address = self.transport.address
         self.transport.start()
@@ -245,18 +246,29 @@ class Node:
     def identity(self, peer: str) -> Identity:
         """Who ``peer`` is: its role and scope from the trust configuration.
 
-        With CURVE, the folder its key is filed in (``_trust``); when insecure, ``[node] roles``
-        (names are then taken on trust, which is what insecure means). Unlisted: ``peer``.
+        With CURVE, the folder its key is filed in, or the role it was vouched with (``_trust``);
+        when insecure, ``[node] roles`` (names are then taken on trust, which is what insecure
+        means). Unlisted: ``peer``.
         """
+        return self.trusted_identity(peer) or Identity(peer, PEER)
+
+    def trusted_identity(self, peer: str) -> Identity | None:
+        """As :meth:`identity`, but None when CURVE is on and ``peer``'s key is not trusted (any
+        more: vouched and since dropped, or its file removed) although it may still be connected."""
         policy = self._policy
         if policy is None:
             return self._insecure_roles.get(peer) or Identity(peer, PEER)
         cached = self._identities.get(peer)  # once per frame: no lock while the trust is unchanged
         if cached is not None and cached[0] == policy.generation:
             return cached[1]
-        ident = policy.identity_of_name(peer) or Identity(peer, PEER)
+        ident = policy.identity_of_name(peer)
         self._identities[peer] = (policy.generation, ident)
         return ident
+
+    @property
+    def trust(self) -> TrustPolicy | None:
+        """The node's trust policy (filed and vouched keys), or None without CURVE."""
+        return self._policy
 
     def unregister(self, name: str, actor_ref: pykka.ActorRef[Any] | None = None) -> bool:
         """Forget a name; returns whether it was registered.
@@ -291,7 +303,8 @@ class Node:
         """Connect to a peer (connections are also made on demand when a ref is used).
 
         Args:
-            node_name: the peer's name; with CURVE its public key must be in ``keys_dir``.
+            node_name: the peer's name; with CURVE its public key must be trusted (filed in
+                ``keys_dir``, or vouched: ``trust.vouch``).
             address: its endpoint; may be omitted for configured or already known peers.
             wait: block until the peer answers.
             timeout: seconds to wait.
@@ -311,6 +324,22 @@ class Node:
             raise NodeDownError(f"node {node_name} did not answer within {timeout} s at "
                                 f"{self._addresses.get(node_name)}", node=node_name)
 
+    def disconnect(self, node_name: str, reason: str = "disconnected") -> None:
+        """Stop talking to a peer: as for a lost link (pending asks fail, monitors fire with
+        ``noconnection``, subscribers get ``NodeDown(name, reason)`` if it was up), and then it is
+        no longer tracked or pinged and its socket closes. A configured peer (``[node.peers]``)
+        is kept. A later message to it, or a frame from it while it is trusted, connects anew.
+        """
+        if node_name in self.config.peers or self.transport is None:
+            return
+
+        def drop() -> None:  # I/O thread: the membership and the sockets are its own
+            self.inbound.on_link_lost(node_name, reason)
+            self.membership.forget(node_name)
+            self.transport.reset_peer(node_name)  # type: ignore[union-attr]
+
+        self.transport.call_soon(drop)
+
     def _want(self, peer: str) -> None:
         if peer not in self._addresses:
             raise NodeDownError(f"address of node {peer!r} is unknown; give it to connect() or "
@@ -321,7 +350,10 @@ class Node:
     def _server_key(self, peer: str) -> bytes | None:
         if self.config.insecure:
             return None
-        return public_key_of(peer, self.config.keys_dir)  # type: ignore[arg-type]
+        # the policy knows vouched keys too (probe peers have no file); the folder is read
+        # directly as well, so a key copied in a moment ago is found before the next reload
+        key = self._policy.public_key(peer) if self._policy is not None else None
+        return key if key is not None else public_key_of(peer, self.config.keys_dir)  # type: ignore[arg-type]
 
     def knows(self, peer: str) -> bool:
         """Whether an address is known for ``peer``."""

@@ -3,9 +3,10 @@
 Key files are ZeroMQ certificates as written by ``zmq.auth.create_certificates``: for a node
 ``agent@site-a`` the directory holds ``agent@site-a.key`` (public) and
 ``agent@site-a.key_secret`` (secret). A node trusts exactly the public keys found in its
-``keys_dir`` (laid out by role, see ``_trust``); the file's stem names the node the key belongs
-to, and the ZAP handler hands that name to ZeroMQ as the connection's User-Id, so a peer cannot
-claim another node's name.
+``keys_dir`` (laid out by role, see ``_trust``), plus the agents its trust policy was told to
+vouch for; the file's stem (or the vouched name) names the node the key belongs to, and the ZAP
+handler hands that name to ZeroMQ as the connection's User-Id, so a peer cannot claim another
+node's name.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class ZapAdapter(ThreadAuthenticator):
             return
         _log.warning("peer with an untrusted CURVE key rejected", node=self._node,
                      public_key=z85.decode(), rejected_total=self.rejected,
-                     keys_not_logged=self._held_back, allowed="keys in the node's keys_dir")
+                     keys_not_logged=self._held_back,
+                     allowed="keys in the node's keys_dir, or vouched for by the controller")
         self._warned_at, self._held_back = now, 0
 
     def curve_user_id(self, client_public_key: bytes) -> str:

@@ -197,7 +197,10 @@ class Transport:
         handler: receives frames, ticks and link losses on the I/O thread.
         counters: the node's drop counters (shared, incremented here too).
         max_peers: most peers given a socket; more are refused (``peer_limit``).
-        admits: whether a peer may have a socket (the membership tracks it); default: any.
+        admits: whether a peer may have a socket (the membership tracks it); default: any. Frames
+            for a peer it does not admit are dropped: as ``peer_limit`` when ``full()`` says the
+            membership is at its bound, else as ``untracked_peer``.
+        full: whether the membership tracks as many peers as it may; default: never.
         on_fatal: called once, from the I/O thread after it closed its sockets, with why the
             loop could not go on.
         lookup: address and CURVE server key of a peer without wanting it (for heartbeats);
@@ -208,6 +211,7 @@ class Transport:
                  max_frame_bytes: int, handler: TransportHandler,
                  counters: collections.Counter[str], max_peers: int = DEFAULT_MAX_PEERS,
                  admits: Callable[[str], bool] | None = None,
+                 full: Callable[[], bool] | None = None,
                  on_fatal: Callable[[str], None] | None = None,
                  lookup: Callable[[str], tuple[str, bytes | None] | None] | None = None) -> None:
         self.node = node
@@ -218,6 +222,7 @@ class Transport:
         self.counters = counters
         self._max_peers = max_peers
         self._admits = admits
+        self._full = full
         self._on_fatal = on_fatal
         self._lookup = lookup if lookup is not None else handler.resolve
         self._queue: collections.deque[tuple[str, list[Any]]] = collections.deque()
@@ -534,10 +539,16 @@ class Transport:
             resolved = self._handler.resolve(peer)
         if resolved is None:
             return "unknown_peer"
-        if len(self._out) >= self._max_peers or (self._admits is not None
-                                                 and not self._admits(peer)):
+        admitted = self._admits is None or self._admits(peer)
+        if len(self._out) >= self._max_peers or (not admitted and self._full is not None
+                                                 and self._full()):
             self._refuse(peer)
             return "dropped_peer_limit"
+        if not admitted:
+            # Not the limit: the membership stopped tracking the peer (forgotten while these
+            # frames were queued, say), and only tracked peers get sockets and heartbeats.
+            self._untracked(peer, envelopes)
+            return "dropped_untracked"
         address, server_key = resolved
         sock = self._ctx.socket(zmq.PUSH)
         try:
@@ -564,6 +575,15 @@ class Transport:
                    max_peers=self._max_peers, sockets=len(self._out),
                    refused_total=self.counters["peer_limit"],
                    allowed="raise [node] max_peers, or fewer peers")
+
+    def _untracked(self, peer: str, envelopes: list[list[Any]]) -> None:
+        self.counters["untracked_peer"] += 1
+        self._warn("peer refused: not tracked by the membership", "untracked_peer", peer=peer,
+                   heartbeats_only=_heartbeats_only(envelopes), sockets=len(self._out),
+                   max_peers=self._max_peers, refused_total=self.counters["untracked_peer"],
+                   allowed="sockets only for tracked peers: ones this node wants (connect(), a "
+                           "message to it) or hears from; a forgotten peer is tracked again by "
+                           "its next frame or the next message to it")
 
     def _receive(self) -> None:
         inbox = self._inbox

@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
                                      "client/TENANT/; the top of the directory is a plain peer). "
                                      "Copy NAME.key into the same role folder of every node's "
                                      "keys_dir that must trust it (the controller trusts agents, "
-                                     "clients and operators; agents trust the controller and "
-                                     "each other; clients and operators trust the controller); "
+                                     "clients and operators; agents, clients and operators "
+                                     "trust the controller only: the controller vouches for "
+                                     "the agents a site probes for RTTs at runtime); "
                                      "keep NAME.key_secret on NAME's host only.")
     gen.add_argument("name", metavar="NAME", help="node name, e.g. agent@site-a")
     gen.add_argument("--dir", default=DEFAULT_DIR, help=f"directory (default: ./{DEFAULT_DIR})")
@@ -40,8 +41,10 @@ def register(subparsers: Any) -> None:
                                       "DIR/NAME for each node: the folder to give as that node's "
                                       "keys_dir, holding its own key pair and exactly the public "
                                       "keys its role trusts (the controller: agents, clients and "
-                                      "operators; an agent: the controller and the other agents; "
-                                      "a client or operator: the controller). Run it again to add "
+                                      "operators; an agent, a client or an operator: the "
+                                      "controller, which vouches for the agents a site probes "
+                                      "at runtime, so no agent's folder holds another agent's "
+                                      "key). Run it again to add "
                                       "nodes: existing keys are kept.")
     ring.add_argument("dir", metavar="DIR", help="where the keyring goes, e.g. keys")
     ring.add_argument("--sites", default="", help="comma-separated sites: one agent@SITE each")
