@@ -1,7 +1,8 @@
 """Wind's WAN overlay: a pure planner for tenant networks across sites and a netlink realizer.
 
 The controller calls :func:`plan` with every site, tenant network and VM NIC
-(plus the previous plan's :class:`Allocations`, which it persists), then
+(plus the previous plan's :class:`Allocations`, which it persists) when it
+starts, and :func:`replan` with just the networks that changed after that, then
 :func:`diff_plans` to get what changed per site, and pushes each
 :class:`SiteDiff` to that site's agent. The agent holds a :class:`Realizer`
 for its namespace: :meth:`Realizer.realize` with the full :class:`SiteState`
@@ -33,6 +34,7 @@ from ._model import (
 from ._names import VNI_MAX, VNI_MIN, bridge_name, vxlan_name
 from ._planner import plan
 from ._realizer import VXLAN_OVERHEAD, RealizeReport, Realizer
+from ._replan import replan
 from .errors import AddressPoolExhausted, NamespaceNotFound, OverlayError, PlanError, RealizeError
 
 __all__ = [
@@ -66,5 +68,6 @@ __all__ = [
     "diff",
     "diff_plans",
     "plan",
+    "replan",
     "vxlan_name",
 ]

@@ -9,7 +9,7 @@ as nothing at all anywhere else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ._model import FdbEntry, Plan, Segment, SiteState
@@ -87,6 +87,8 @@ def diff(old: SiteState, new: SiteState, *, _memo: dict | None = None) -> SiteDi
     remove = [seg for vni, seg in old.segments.items() if vni not in new.segments]
     for vni, seg in new.segments.items():
         before = old.segments.get(vni)
+        if before is seg:
+            continue  # kept as it was by a partial re-plan: the same object
         if before is None:
             add.append(seg)
         elif before.key != seg.key:
@@ -130,23 +132,33 @@ def apply(old: SiteState, change: SiteDiff) -> SiteState:
     return SiteState(old.site, change.underlay_ip, segments)
 
 
-def diff_plans(old: Plan | None, new: Plan) -> dict[str, SiteDiff]:
+def diff_plans(old: Plan | None, new: Plan, networks: Iterable[tuple[str, str]] | None = None) -> dict[str, SiteDiff]:
     """Per-site diffs between two plans: what the controller pushes to each agent.
 
     Sites new in ``new`` are diffed from empty; sites gone from ``new`` are
     diffed to empty (their agent tears everything down).
+
+    Args:
+        old: the plan the sites are at (None: every site is new).
+        new: the plan they must reach.
+        networks: when ``new`` came from :func:`overlay.replan`, its ``dirty`` networks: only
+            their segments are compared (every other one is the same object in both plans), so
+            the cost follows the change, not the number of networks at each site.
 
     Returns:
         ``{site: SiteDiff}`` for every site whose segments change; sites with
         nothing to do are left out.
     """
     old_sites: Mapping[str, SiteState] = old.sites if old is not None else {}
+    vnis = None if networks is None or old is None else _vnis_of(old, new, networks)
     out: dict[str, SiteDiff] = {}
     memo: dict = {}  # both plans stay alive during the call, so ids are stable
     for name, state in new.sites.items():
         before = old_sites.get(name) or SiteState.empty(name, state.underlay_ip)
         if before is state:
             continue
+        if vnis is not None and before.underlay_ip == state.underlay_ip:
+            before, state = _only(before, vnis), _only(state, vnis)
         change = diff(before, state, _memo=memo)
         if not change.empty:
             out[name] = change
@@ -156,3 +168,20 @@ def diff_plans(old: Plan | None, new: Plan) -> dict[str, SiteDiff]:
             if not change.empty:
                 out[name] = change
     return out
+
+
+def _vnis_of(old: Plan, new: Plan, networks: Iterable[tuple[str, str]]) -> set[int]:
+    """The VNIs the given networks had in ``old`` or have in ``new``."""
+    vnis = set()
+    for key in networks:
+        for p in (old, new):
+            net = p.networks.get(key)  # type: ignore[call-overload]
+            if net is not None:
+                vnis.add(net.vni)
+    return vnis
+
+
+def _only(state: SiteState, vnis: set[int]) -> SiteState:
+    """``state`` with only the segments of ``vnis`` (for a diff restricted to them)."""
+    return SiteState(state.site, state.underlay_ip,
+                     {v: state.segments[v] for v in sorted(vnis) if v in state.segments})

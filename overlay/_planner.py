@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ._ipam import Network, allocate_addresses, parse_cidr
 from ._model import (
@@ -85,21 +85,31 @@ def _plan(sites: Iterable[Site], networks: Iterable[TenantNetwork], nics: Iterab
     network_plans: dict[NetworkKey, NetworkPlan] = {}
     per_site: dict[str, dict[int, Segment]] = {name: {} for name in site_ip}
     for key, (tnet, parsed) in nets.items():
-        group = by_net.get(key, {})
-        macs = sorted(group)
-        addrs = allocate_addresses(parsed, macs, prev.addresses.get(key, {}), tenant=key.tenant,
-                                   network=key.name)
-        addresses[key] = addrs
-        vni = vnis[key]
-        site_nics = _nics_by_site(group, macs, addrs, parsed.prefixlen)
-        members = {s: Member(site_ip[s], frozenset(n.mac for n in lst)) for s, lst in site_nics.items()}
-        network_plans[key] = NetworkPlan(key, tnet.cidr, vni, members,
-                                         {n.mac: n for lst in site_nics.values() for n in lst})
-        for s, lst in site_nics.items():
-            per_site[s][vni] = Segment(s, site_ip[s], key.tenant, key.name, tnet.cidr, vni, tuple(lst), members)
+        addresses[key], network_plans[key] = plan_network(key, tnet, parsed, by_net.get(key, {}), vnis[key],
+                                                          prev.addresses.get(key, {}), site_ip, per_site)
 
     states = {name: SiteState(name, ip, per_site[name]) for name, ip in site_ip.items()}
     return Plan(states, network_plans, Allocations(vnis, addresses, next_vni))
+
+
+def plan_network(key: NetworkKey, tnet: TenantNetwork, parsed: Network, group: dict[str, Nic], vni: int,
+                 previous: Mapping[str, str], site_ip: Mapping[str, str],
+                 per_site: dict[str, dict[int, Segment]]) -> tuple[dict[str, str], NetworkPlan]:
+    """Plan one network: its addresses, its :class:`NetworkPlan`, and a segment at each member
+    site, added to ``per_site[site]`` (shared by :func:`plan` and :func:`overlay.replan`, so a
+    network re-planned alone comes out exactly as in a whole plan).
+
+    Returns:
+        ``({mac: ip}, NetworkPlan)``.
+    """
+    macs = sorted(group)
+    addrs = allocate_addresses(parsed, macs, previous, tenant=key.tenant, network=key.name)
+    site_nics = _nics_by_site(group, macs, addrs, parsed.prefixlen)
+    members = {s: Member(site_ip[s], frozenset(n.mac for n in lst)) for s, lst in site_nics.items()}
+    net_plan = NetworkPlan(key, tnet.cidr, vni, members, {n.mac: n for lst in site_nics.values() for n in lst})
+    for s, lst in site_nics.items():
+        per_site[s][vni] = Segment(s, site_ip[s], key.tenant, key.name, tnet.cidr, vni, tuple(lst), members)
+    return addrs, net_plan
 
 
 def _index_sites(sites: Iterable[Site]) -> dict[str, str]:

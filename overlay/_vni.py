@@ -12,7 +12,7 @@ deleted network is not reused while sites may still carry its devices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from ._model import NetworkKey
 from ._names import VNI_MAX, VNI_MIN
@@ -23,14 +23,16 @@ def allocate_vnis(
     keys: Iterable[NetworkKey],
     previous: Mapping[NetworkKey, int],
     next_vni: int,
+    taken: Collection[int] = frozenset(),
 ) -> tuple[dict[NetworkKey, int], int]:
     """Give every network a VNI, keeping previous ones.
 
     Args:
-        keys: every tenant network in the plan.
+        keys: every tenant network in the plan (or, re-planning some networks only, those).
         previous: the persisted ``{NetworkKey: vni}``; entries for networks
             no longer present are released.
         next_vni: where to start searching for new VNIs.
+        taken: VNIs held by networks not in ``keys`` (those a partial re-plan keeps as they are).
 
     Returns:
         ``({NetworkKey: vni}, next_vni)``; VNIs are unique.
@@ -40,7 +42,7 @@ def allocate_vnis(
     """
     ordered = sorted(keys)
     vnis: dict[NetworkKey, int] = {}
-    used: set[int] = set()
+    used: set[int] = set(taken)
     fresh: list[NetworkKey] = []
     for key in ordered:
         vni = previous.get(key)

@@ -180,7 +180,9 @@ class ControllerConfig:
             a site going up or down, a deploy) or with work under way are reconciled on the
             next one. Default 0.5.
         reconcile_interval: seconds between safety passes that reconcile every application,
-            changed or not (in case a change went unseen). Default 30.
+            changed or not (in case a change went unseen), and that have the overlay planner
+            re-read every application (only if the store was written since its last pass).
+            Default 30.
         lost_site_grace: seconds a site must stay down (after ``site_timeout``) before the
             controller places its VMs on other sites, as Nomad does with lost allocations; the
             site's copies are removed if it comes back. 0 never moves them (they stay

@@ -11,7 +11,8 @@ Example::
 
 Every call carries the tenant token of the config (or ``$WIND_TOKEN``). Errors come back as the
 same classes the controller raised: ``DescriptorInvalid`` (``.problems``), ``NotSupportedYet``,
-``PlacementFailed`` (``.explanation``), ``NotFound``, ``Unauthenticated``, ``SiteInUse``; anything else as
+``PlacementFailed`` (``.explanation``), ``NotFound``, ``Unauthenticated``, ``SiteInUse``,
+``InvalidPage``; anything else as
 ``ControllerError``. The client runs its own node; give each concurrently running client its own
 node name (and key pair).
 """
@@ -26,8 +27,9 @@ from typing import Any
 
 import yaml
 
+from wind_actors._paging import join_pages
 from wind_actors.config import ClientConfig, NodeConfig, load_config
-from wind_actors.errors import (ConfigError, ControllerError, DescriptorInvalid, NotFound,
+from wind_actors.errors import (ConfigError, ControllerError, DescriptorInvalid, InvalidPage, NotFound,
                                 NotSupportedYet, PlacementFailed, SiteInUse, Unauthenticated, WindError,
                                 Forbidden)
 from wind_actors.protocol import (CONTROLLER_ACTOR, Deploy, GetOperation, KillInstance, RemoveSite, Sites,
@@ -36,7 +38,8 @@ from wind_actors.protocol import (CONTROLLER_ACTOR, Deploy, GetOperation, KillIn
 __all__ = ["Client", "Progress"]
 
 Progress = Callable[[dict[str, Any]], None]
-"""Called with each operation snapshot (``{"op", "kind", "state", "detail"}``) while waiting."""
+"""Called with each operation snapshot (``{"op", "kind", "state", "detail"}``) while waiting,
+and with a snapshot of the same shape after each page of a long listing (``Client.sites``)."""
 
 _POLL = 0.1
 
@@ -84,6 +87,8 @@ def raise_for(reply: Any) -> Any:
         raise SiteInUse(text)
     if kind == "Forbidden":
         raise Forbidden(text)
+    if kind == "InvalidPage":
+        raise InvalidPage(text)
     raise ControllerError(text, error_type=kind, detail=err, recoverable=err.get("recoverable"))
 
 
@@ -232,9 +237,28 @@ class Client:
             reply["state"] = "undeployed" if reply["operation"]["state"] == "done" else reply["state"]
         return reply
 
-    def sites(self) -> list[dict[str, Any]]:
-        """Returns: the pool, one row per site (site, driver, capacity, used, vms, health ...)."""
-        return list(self._ask(Sites(self._token))["sites"])
+    def sites(self, *, page_size: int = 0, progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Returns: the pool, one row per site (site, driver, capacity, used, vms, health ...),
+        in site name order.
+
+        The controller answers a page at a time (``protocol.Sites``); this fetches every page
+        and joins them, so the result has the same shape for one site or 10,000.
+
+        Args:
+            page_size: sites per page (0: the controller's default).
+            progress: called after each page of a listing longer than one page, with a snapshot
+                shaped as an operation's (``{"state": "running" | "done", "detail": {"total",
+                "listed"}}``) so the CLI's progress bar can show it.
+        """
+        def ask(cursor: str | None) -> Any:
+            return self._ask(Sites(self._token, cursor, page_size))
+
+        def report(listed: int, total: int | None, last: bool) -> None:
+            if progress is not None:
+                progress({"state": "done" if last else "running",
+                          "detail": {"total": total or listed, "listed": listed}})
+
+        return [row for page in join_pages(ask, "sites", report) for row in page]
 
     def remove_site(self, site: str, *, op_key: str | None = None) -> dict[str, Any]:
         """Remove a site from the pool and the overlay (idempotent: a removed site is ``removed``).

@@ -9,6 +9,7 @@
     ├── SiteInUse                   a site cannot be removed while VMs are placed on it (recoverable)
     ├── Unauthenticated             a tenant token is not in the config
     ├── Forbidden                   the sender's role may not do this (a refused message, link, monitor)
+    ├── InvalidPage                 a paged listing's cursor or page size is not one it allows
     ├── StoreError                  the desired-state store failed (busy/locked: recoverable)
     ├── NodeError                   the node runtime (wind_actors.runtime) failed; carries node=
     │   ├── WireError               a frame or message cannot be encoded or decoded (.reason)
@@ -28,7 +29,7 @@ from typing import Any
 
 __all__ = ["WindError", "ConfigError",
            "DescriptorInvalid", "NotSupportedYet", "PlacementFailed", "NotFound", "Unauthenticated", "Forbidden",
-           "SiteInUse", "StoreError",
+           "InvalidPage", "SiteInUse", "StoreError",
            "NodeError", "WireError", "NodeDownError", "NoSuchActor", "AskTimeout", "ActorError",
            "SecurityError", "VMCrashed", "ControllerError"]
 
@@ -117,6 +118,12 @@ class Forbidden(WindError):
     """The sender is authenticated but its role may not do this: a message type its role may not
     send, another tenant's token from a client's key, an operator's action (removing a site) from
     a client. Nothing was changed."""
+
+
+class InvalidPage(WindError):
+    """A paged listing (``Sites``, ``Status``, ``ListVMs``) was asked for a page it cannot give:
+    a cursor it did not give out (malformed, or another listing's) or a negative page size.
+    The message says what was wrong and what is allowed; nothing was listed."""
 
 
 class SiteInUse(WindError):

@@ -1,4 +1,10 @@
-"""The wire messages between clients, the controller and the site agents (all version 1).
+"""The wire messages between clients, the controller and the site agents.
+
+Each carries its layout version (``@message(..., version=N)``); a node refuses another version,
+so a version goes up when fields are added. New fields come last with defaults (``Status``,
+``Sites`` and ``ListVMs`` gained ``cursor`` and ``page_size`` so), so code that builds the
+older form still builds the new one. Replies that grow with the cloud are paged (see
+``wind_actors._paging``).
 
 Only plain data crosses the wire: every field below is a str, number, bool, None, a tuple of
 those, a dict of those, or a ref. Replies to asks are plain dicts; a refused request is answered
@@ -146,12 +152,27 @@ class RemoveVMs:
 
 
 @allow(CONTROLLER)
-@message("wind.agent.list_vms", version=1)
+@message("wind.agent.list_vms", version=2)
 @dataclass(frozen=True)
 class ListVMs:
-    """Ask for the site's inventory now. Reply: ``{"site", "vms": [vm dicts]}``."""
+    """One page of the site's inventory, straight from the hypervisor, in VM name order.
+
+    Paged as :class:`Sites` is (``wind_actors._paging``): ask again with the reply's ``next``
+    as ``cursor`` until it is None (``wind_actors._paging.join_pages`` does). ``managed_only``
+    filters before paging.
+
+    Attributes:
+        managed_only: only Wind's VMs (those carrying its metadata).
+        cursor: the previous reply's ``next`` (None: the first page).
+        page_size: VMs per page; 0 for the agent's default (1,000; at most 5,000).
+
+    Reply: ``{"site", "vms": [{"name", "state", "host", "id", "managed", "restarts",
+    "detail"}], "next", "total"}`` (``total``: VMs in the whole listing now).
+    """
 
     managed_only: bool = True
+    cursor: str | None = None
+    page_size: int = 0
 
 
 @allow(CONTROLLER)
@@ -182,7 +203,9 @@ class Deploy:
         op_key: an idempotency key; the same key returns the same operation.
 
     Reply: ``{"op", "app", "state", "placement": [slot dicts], "vms"}``; ``state`` is
-    ``deploying``, or ``unchanged`` when the same descriptor is already deployed.
+    ``deploying``, or ``unchanged`` when the same descriptor is already deployed. ``placement``
+    lists as many of the ``vms`` slots as fit in a fraction of the frame limit; when it lists
+    fewer, ``placement_total`` says how many there are (``Status`` pages through all of them).
     """
 
     token: str = field(repr=False)
@@ -232,12 +255,28 @@ class Undeploy:
 
 
 @allow(CLIENT, OPERATOR)
-@message("wind.ctl.sites", version=1)
+@message("wind.ctl.sites", version=2)
 @dataclass(frozen=True)
 class Sites:
-    """The pool, one row per site. Reply: ``{"sites": [row dicts]}`` (see ``Pool.table``)."""
+    """One page of the pool, one row per site in site name order.
+
+    The pool is shared: every tenant (and operator) sees every site. A page holds at most
+    ``page_size`` sites (and stays well under the frame limit); ask again with the reply's
+    ``next`` as ``cursor`` until it is None (``Client.sites`` does). A site that joins or
+    leaves between two pages is in the later pages or not, and no site comes twice.
+
+    Attributes:
+        token: the tenant token (never logged; empty from an operator's node).
+        cursor: the previous reply's ``next`` (None: the first page).
+        page_size: sites per page; 0 for the controller's default (200; at most 1,000).
+
+    Reply: ``{"sites": [row dicts (see ``Pool.table``) plus "agent", "last_report_s",
+    "rtt_ms"], "next", "total"}`` (``total``: sites in the pool now).
+    """
 
     token: str = field(repr=False)
+    cursor: str | None = None
+    page_size: int = 0
 
 
 @allow(OPERATOR)
@@ -258,7 +297,8 @@ class RemoveSite:
         op_key: an idempotency key; the same key returns the same operation.
 
     Reply: ``{"op", "site", "state": "removed", "agent": "notified" | "unreachable",
-    "sites_pushed": [site]}``.
+    "sites_pushed": [site]}`` (``sites_pushed`` cut as ``GetOperation``'s lists are, with
+    ``sites_pushed_total``, in a pool too large for a fraction of the frame limit).
     """
 
     token: str = field(repr=False)
@@ -271,7 +311,9 @@ class RemoveSite:
 @dataclass(frozen=True)
 class GetOperation:
     """An operation's progress. Reply: ``{"op", "kind", "app", "state", "detail"}``;
-    ``state`` is ``running``, ``done`` or ``failed``; ``detail`` has ``total``/``running``."""
+    ``state`` is ``running``, ``done`` or ``failed``; ``detail`` has ``total``/``running``.
+    A list in ``detail`` (``failed`` VMs, ``waiting_for_sites``) too long for a fraction of the
+    frame limit is cut to its first entries, and ``detail[KEY + "_total"]`` counts them all."""
 
     token: str = field(repr=False)
     op: str

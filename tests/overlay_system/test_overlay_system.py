@@ -143,7 +143,8 @@ def test_restarting_an_agent_does_not_interrupt_traffic_or_rebuild_devices(syste
 
 def test_sites_measure_rtt_to_each_other_and_max_latency_ms_is_honoured(system):
     # Each agent's heartbeats measure the RTT to every other agent (the overlay planner hands
-    # them each other's addresses); `wind sites` shows it per peer node.
+    # them each other's addresses and vouches for their keys: no agent's trust folder holds
+    # another agent's key); `wind sites` shows it per peer node.
     def others(site: str) -> set[str]:
         return {f"agent@{s}" for s in "abc" if s != site}
 
@@ -151,6 +152,9 @@ def test_sites_measure_rtt_to_each_other_and_max_latency_ms_is_honoured(system):
         rows = system.sites_table()
         return rows if all(set(r["rtt_ms"]) >= others(r["site"]) for r in rows) else None
 
+    for site in "abc":
+        folder = system.keyring.trust_dir(f"agent@{site}")
+        assert not [p for p in folder.rglob("*.key") if p.stem.startswith("agent@") and p.stem != f"agent@{site}"]
     rows = wait_for(full_matrix, 15, "every site to report its RTT to the other two")
     for row in rows:
         assert all(0 < row["rtt_ms"][peer] < 100 for peer in others(row["site"]))

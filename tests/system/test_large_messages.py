@@ -2,7 +2,8 @@
 
 Every node's ``max_frame_bytes`` is 32 KiB, so the site's inventory, the EnsureVMs and RemoveVMs
 requests and the status reply of 400 VMs are each several frames' worth: reports go as delta
-parts, requests in chunks, status in pages, and nothing is dropped for its size.
+parts, requests in chunks, status in pages, the deploy reply's placement is cut (with its total),
+and nothing is dropped for its size.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def cluster():
 
 def test_an_application_larger_than_a_frame_deploys_reports_pages_and_undeploys(cluster):
     client = cluster.client("acme")
-    client.deploy(_app("big", VMS), timeout=120)
+    deployed = client.deploy(_app("big", VMS), timeout=120)
+    # the placement of 400 VMs is cut to what fits a fraction of a frame, and says so
+    assert deployed["vms"] == VMS and deployed["placement_total"] == VMS
+    assert 0 < len(deployed["placement"]) < VMS and packed_size(deployed["placement"]) <= FRAME // 8
     status = client.status("big")
     assert status["total"] == VMS and status["running"] == VMS
     assert len({vm["name"] for vm in status["vms"]}) == VMS

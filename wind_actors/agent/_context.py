@@ -15,7 +15,7 @@ from typing import Any
 import pykka
 import structlog
 
-from drivers import Inventory, VMEvent
+from drivers import EventKind, Inventory, VMEvent
 
 __all__ = ["SiteContext", "VMChanged"]
 
@@ -28,7 +28,8 @@ RESTART_HORIZON = 15.0
 
 @dataclass(frozen=True)
 class VMChanged:
-    """Told by a VM actor to its site actor: one VM's new state (batched to the controller)."""
+    """A VM actor's news for its site actor: one VM's new state (batched to the controller).
+    Posted with :meth:`SiteContext.vm_changed`; a site actor also accepts it as a message."""
 
     name: str
     state: str
@@ -60,6 +61,7 @@ class SiteContext:
         self._vms: dict[str, pykka.ActorRef[Any]] = {}
         self._restarts: dict[str, int] = {}
         self._restarting: dict[str, float] = {}  # VM -> when its crashed actor left
+        self._changes: dict[str, VMChanged] = {}  # VM -> its latest news, not yet taken
 
     # -- current refs ---------------------------------------------------------------------------
 
@@ -94,6 +96,19 @@ class SiteContext:
                 ref.tell(message)
             except pykka.ActorDeadError:
                 pass
+
+    def vm_changed(self, change: VMChanged) -> None:
+        """Post a VM's new state for the site actor, which takes the latest news of every VM on
+        its next tick (:meth:`take_changes`). Not a message per change: a deploy of thousands of
+        VMs would queue them behind the very request that starts those VMs."""
+        with self._lock:
+            self._changes[change.name] = change
+
+    def take_changes(self) -> list[VMChanged]:
+        """The VMs' news posted since the last call, oldest first (one per VM: its latest)."""
+        with self._lock:
+            changes, self._changes = self._changes, {}
+        return list(changes.values())
 
     # -- VM actors --------------------------------------------------------------------------------
 
@@ -151,6 +166,8 @@ class SiteContext:
         if isinstance(event, Inventory):
             self.tell_site(event)
             return
+        if event.kind is EventKind.DEFINED:
+            return  # a VM actor acts on state changes only; a deploy defines every VM it starts
         ref = self._vms.get(event.vm)
         if ref is not None:
             try:

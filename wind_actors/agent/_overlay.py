@@ -8,7 +8,9 @@ against the generation the agent holds, or the full :class:`overlay.SiteState`. 
 restarts gets its full state again and changes nothing in the kernel, so traffic is never
 interrupted). It tells the planner an :class:`OverlayReport` when it starts, after every push and
 every ``REPORT_INTERVAL`` seconds; a report that shows the agent behind (lost push, restart, a
-diff it could not apply) makes the planner send the full state.
+diff it could not apply) makes the planner send the full state. A push larger than a frame comes
+in parts (:mod:`._overlay_parts`), applied only once all of them are in: a part lost leaves the
+agent at the state it holds, asking for the full state.
 
 The planner also hands every agent the node addresses of a bounded set of other agents
 (:class:`OverlayPeers`; the sites it shares tenant networks with first, see
@@ -25,6 +27,7 @@ The wire codec (``encode_*``/``decode_*``) is pure, so the controller and tests 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,11 +42,13 @@ from supervisors import WatchedActor
 from wind_actors.errors import WindError
 from wind_actors.runtime import AGENT, CONTROLLER, SYSTEM, RemoteRef, allow, message
 
+from ._overlay_parts import PartBuffer, split_change
+from ._probes import apply_peers
 from ._ticker import Ticker
 
 __all__ = [
     "OVERLAY_PLANNER", "REPORT_INTERVAL", "OverlayActor", "OverlayPeers", "OverlayPush", "OverlayReport",
-    "decode_diff", "decode_state", "encode_diff", "encode_state", "overlay_actor_name",
+    "decode_diff", "decode_state", "encode_diff", "encode_state", "overlay_actor_name", "push_parts",
 ]
 
 _log = structlog.get_logger("wind.agent.overlay")
@@ -97,17 +102,24 @@ class OverlayReport:
 
 
 @allow(CONTROLLER)
-@message("wind.overlay.push", version=1)
+@message("wind.overlay.push", version=2)
 @dataclass(frozen=True)
 class OverlayPush:
-    """Planner -> agent: the site's new overlay state, as a diff or in full.
+    """Planner -> agent: the site's new overlay state, as a diff or in full, in one part or more.
+
+    A change larger than a frame comes in ``parts`` pushes numbered ``part`` = 0, 1, ... (see
+    :mod:`._overlay_parts`; :func:`push_parts` cuts them); the agent applies it once every part is
+    in, and a part missing leaves it at the state it holds, asking for the full state.
 
     Attributes:
         site: the site it is for.
         epoch: the planner's epoch (a new one every time the planner starts).
         generation: the site's state generation this push brings the agent to.
         base: the generation a diff applies to; None for a full state.
-        change: :func:`encode_diff` output when ``base`` is set, else :func:`encode_state` output.
+        change: :func:`encode_diff` output when ``base`` is set, else :func:`encode_state` output
+            (one part of it when ``parts`` > 1).
+        part: this part's number, from 0.
+        parts: how many parts the push has.
     """
 
     site: str
@@ -115,15 +127,38 @@ class OverlayPush:
     generation: int
     base: int | None
     change: dict
+    part: int = 0
+    parts: int = 1
+
+
+def push_parts(site: str, epoch: str, generation: int, base: int | None, change: Mapping[str, Any],
+               budget: int) -> list[OverlayPush]:
+    """The push of an encoded change, cut into parts of at most ``budget`` bytes of change each
+    (``_chunks.budget_of(max_frame_bytes)``): one push when it fits."""
+    cut = split_change(change, budget, full=base is None)
+    return [OverlayPush(site, epoch, generation, base, c, i, len(cut)) for i, c in enumerate(cut)]
 
 
 @allow(CONTROLLER)
-@message("wind.overlay.peers", version=1)
+@message("wind.overlay.peers", version=2)
 @dataclass(frozen=True)
 class OverlayPeers:
-    """Planner -> agent: the agents it probes for RTTs, ``{node name: endpoint}`` (a bounded set)."""
+    """Planner -> agent: the agents this site probes for RTTs and the agents probing it (a
+    bounded set each, see ``wind_actors.controller._probes``), each with what is needed to trust
+    it without a key file: the controller vouches for them. The whole set every time: the agent
+    trusts exactly these (besides its folder), and a peer left out is trusted no more.
 
-    peers: dict
+    Attributes:
+        probes: ``{node: {"endpoint", "site", "key"}}``: trust and connect to these (heartbeats
+            measure the round-trip time).
+        trusted: ``{node: {"site", "key"}}``: these probe this site: trust them, do not connect.
+
+    ``key`` is the node's CURVE public key as z85 text (None when the controller runs without
+    CURVE); ``site`` is the site it is the agent of.
+    """
+
+    probes: dict[str, dict]
+    trusted: dict[str, dict]
 
 
 # -- codec (pure) ------------------------------------------------------------------------------------
@@ -221,6 +256,7 @@ class OverlayActor(WatchedActor):
         self._realizer: Realizer | None = None
         self._ticker: Ticker | None = None
         self._me: RemoteRef | None = None
+        self._parts = PartBuffer()
 
     # -- hooks (actor thread) ---------------------------------------------------------------------
 
@@ -251,7 +287,8 @@ class OverlayActor(WatchedActor):
 
     def on_receive(self, msg: Any) -> Any:
         if isinstance(msg, _Tick):
-            return self._report()
+            # A push whose next part is overdue lost one: keep the state held, ask for it whole.
+            return self._report(want_state=self._parts.expire(time.monotonic()))
         if isinstance(msg, OverlayPush):
             return self._on_push(msg)
         if isinstance(msg, OverlayPeers):
@@ -264,19 +301,31 @@ class OverlayActor(WatchedActor):
 
     def describe(self) -> dict[str, Any]:
         """Returns: ``{"site", "epoch", "generation", "segments": {vni: "tenant/network"},
-        "devices": {name: ifindex}, "error"}`` (for status and tests)."""
+        "devices": {name: ifindex}, "error", "pushes_lost"}`` (for status and tests;
+        ``pushes_lost`` counts pushes dropped for a missing part)."""
         state = self.held.state
         return {"site": self.site, "epoch": self.held.epoch, "generation": self.held.generation,
                 "segments": {} if state is None else
                 {vni: f"{s.tenant}/{s.network}" for vni, s in state.segments.items()},
                 "devices": self._realizer.owned_devices() if self._realizer is not None else {},
-                "error": self.held.error}
+                "error": self.held.error, "pushes_lost": self._parts.lost}
 
     def _on_push(self, push: OverlayPush) -> None:
         if self._realizer is None or push.site != self.site:
             _log.warning("overlay.push_ignored", site=self.site, to=push.site,
                          reason="no underlay_ip configured" if self._realizer is None else "wrong site")
             return
+        if push.parts > 1:
+            joined, lost = self._parts.add(push.epoch, push.generation, push.base, push.part, push.parts,
+                                           push.change, time.monotonic())
+            if lost:
+                _log.info("overlay.push_part_lost", site=self.site, generation=push.generation, part=push.part,
+                          parts=push.parts, held=self.held.generation)
+            if joined is None:
+                if lost:  # nothing of it was applied: the state held stays, and the planner resends
+                    self._report(want_state=True)
+                return
+            push = OverlayPush(push.site, push.epoch, push.generation, push.base, joined)
         held = self.held
         try:
             if push.base is None:
@@ -303,14 +352,9 @@ class OverlayActor(WatchedActor):
         self._report()
 
     def _on_peers(self, msg: OverlayPeers) -> None:
-        for name, address in dict(msg.peers).items():
-            if name == self.node.name or self.held.peers.get(name) == address:
-                continue
-            try:
-                self.node.connect(name, address, wait=False)
-                self.held.peers[name] = address
-            except WindError as exc:  # no trusted key for that node, say: no RTT to it
-                _log.warning("overlay.peer_unreachable", site=self.site, peer=name, error=str(exc))
+        # Only the controller gets here (@allow(CONTROLLER)): vouch for the set, connect to the
+        # probes, drop who left (agent._probes); held.peers counts them in the next report.
+        self.held.peers = apply_peers(self.node, self.site, self.held.peers, msg.probes, msg.trusted)
 
     def _report(self, want_state: bool = False) -> None:
         held = self.held

@@ -10,6 +10,7 @@ inventory travels only in a resync (at start, or when the controller asks), cut 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,10 @@ import structlog
 
 from drivers import Inventory, VMInfo
 from drivers.errors import DriverError, VMNotFound
-from supervisors import WatchedActor, start_child, terminate_child
+from supervisors import WatchedActor, start_children, terminate_child
 from supervisors.errors import SupervisionError
+from wind_actors._chunks import budget_of
+from wind_actors._paging import fit_page, make_cursor, page_size_of, parse_cursor, take_page
 from wind_actors.config import AgentConfig
 from wind_actors.errors import WindError
 from wind_actors.protocol import (CONTROLLER_ACTOR, EnsureVMs, KillVM, ListVMs, RemoveVMs,
@@ -44,10 +47,22 @@ WIND_METADATA = "wind_restart"
 #: Seconds between flushes of VM state changes.
 FLUSH_INTERVAL = 0.1
 
+#: VM actors started per message: an EnsureVMs of more queues the rest behind the messages
+#: already waiting (acknowledgements, ticks, removals), a batch at a time.
+START_BATCH = 256
+
+#: ``ListVMs`` paging: the listing's name in its cursors, VMs per page by default and at most.
+VMS_LISTING, VMS_PAGE, VMS_MAX_PAGE = "vms", 1000, 5000
+
 
 @dataclass(frozen=True)
 class _Tick:
     pass
+
+
+@dataclass(frozen=True)
+class _StartMore:
+    """To itself: start the next batch of the VM actors an ``EnsureVMs`` queued."""
 
 
 def site_report(config: AgentConfig, inventory: Inventory, rtt_ms: dict[str, float],
@@ -109,6 +124,9 @@ class SiteActor(WatchedActor):
         self._states: dict[str, dict[str, Any]] = {}
         self._reporter: Reporter | None = None
         self._ticks = 0
+        # VMs an EnsureVMs asked for whose actors are not started yet, in order: started a batch
+        # per message, so acknowledgements, ticks and removals are handled in between.
+        self._to_start: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
         self._report_every = max(1, round(config.report_interval / FLUSH_INTERVAL))
         self._ticker: Ticker | None = None
         node = ctx.node
@@ -139,14 +157,7 @@ class SiteActor(WatchedActor):
         if isinstance(message, _Tick):
             return self._tick()
         if isinstance(message, VMChanged):
-            row = {"name": message.name, "state": message.state, "host": message.host,
-                   "detail": message.detail, "restarts": message.restarts}
-            self._reporter.vm_changed(row)
-            if message.state == "removed":
-                self._states.pop(message.name, None)
-            else:
-                self._states[message.name] = row
-            return None
+            return self._take(message)
         if isinstance(message, ReportAck):
             return self._reporter.on_ack(message)
         if isinstance(message, Inventory):
@@ -154,10 +165,12 @@ class SiteActor(WatchedActor):
             return None
         if isinstance(message, EnsureVMs):
             return self.ensure(message.vms)
+        if isinstance(message, _StartMore):
+            return self._start_more()
         if isinstance(message, RemoveVMs):
             return self.remove(message.names)
         if isinstance(message, ListVMs):
-            return self.list_vms(message.managed_only)
+            return self.list_vms(message.managed_only, message.cursor, message.page_size)
         if isinstance(message, KillVM):
             return self.kill(message.name)
         return None
@@ -165,8 +178,15 @@ class SiteActor(WatchedActor):
     # -- requests -------------------------------------------------------------------------------
 
     def ensure(self, vms: Any) -> dict[str, Any]:
-        """Start a VM actor for each VM that has none (idempotent)."""
-        started, present, failed = [], [], {}
+        """Start a VM actor for each VM that has none (idempotent).
+
+        The first :data:`START_BATCH` are started before this returns, the rest a batch per
+        message to itself, so a request of thousands of VMs never keeps this actor from its
+        reports and acknowledgements. Returns ``{"started": [names], "queued": how many wait
+        for a later batch, "present": [names], "failed": {name: why}}``.
+        """
+        present, failed = [], {}
+        queue_was_empty = not self._to_start
         for item in vms:
             spec = dict(item["spec"])
             restart = item.get("restart", "always")
@@ -174,22 +194,44 @@ class SiteActor(WatchedActor):
             metadata[WIND_METADATA] = restart
             spec["metadata"] = metadata
             name = spec["name"]
-            if self.ctx.has_vm(name):  # live, or being restarted by its supervisor
-                present.append(name)
-                continue
-            try:
-                start_child(self.ctx.sups[restart], spec, restart)
-                started.append(name)
-            except (SupervisionError, WindError, KeyError, ValueError) as exc:
-                failed[name] = str(exc)
+            if self.ctx.has_vm(name) or name in self._to_start:
+                present.append(name)  # live, being restarted by its supervisor, or queued
+            elif restart not in self.ctx.sups:
+                failed[name] = f"unknown restart policy {restart!r}; allowed: {', '.join(sorted(self.ctx.sups))}"
+            else:
+                self._to_start[name] = (spec, restart)
+        started: list[str] = []
+        if queue_was_empty and self._to_start:  # else a _StartMore is on its way already
+            started, more_failed = self._start_batch()
+            failed.update(more_failed)
+        return {"started": started, "queued": len(self._to_start), "present": present, "failed": failed}
+
+    def _start_more(self) -> None:
+        started, failed = self._start_batch()
+        for name, error in failed.items():
+            _log.error("site.vm_start_failed", site=self.config.site, vm=name, error=error)
+
+    def _start_batch(self) -> tuple[list[str], dict[str, str]]:
+        batch = []
+        while self._to_start and len(batch) < START_BATCH:
+            name, (spec, restart) = self._to_start.popitem(last=False)
+            batch.append((name, spec, restart))
+        started, failed = self._start_actors(batch)
         if started:
-            _log.info("site.vms_started", site=self.config.site, count=len(started))
-        return {"started": started, "present": present, "failed": failed}
+            _log.info("site.vms_started", site=self.config.site, count=len(started),
+                      queued=len(self._to_start))
+        if self._to_start:
+            self.actor_ref.tell(_StartMore())
+        return started, failed
 
     def remove(self, names: Any) -> dict[str, Any]:
         """Tear down each VM and stop its actor; a VM without an actor is removed directly."""
+        self._take_changes()  # news posted before the removal must not outlive it in the reports
         removed, absent, failed = [], [], {}
         for name in names:
+            if self._to_start.pop(name, None) is not None:
+                removed.append(name)  # never started: nothing to tear down
+                continue
             ref = self.ctx.vm_ref(name)
             try:
                 if ref is not None:
@@ -227,11 +269,29 @@ class SiteActor(WatchedActor):
         driver.undefine(name).get(timeout=DRIVER_TIMEOUT)
         return True
 
-    def list_vms(self, managed_only: bool = True) -> dict[str, Any]:
-        """Returns: ``{"site", "vms": [...]}`` straight from the hypervisor."""
+    def list_vms(self, managed_only: bool = True, cursor: str | None = None,
+                 page_size: int = 0) -> dict[str, Any]:
+        """One page of the inventory straight from the hypervisor, in name order (``ListVMs``).
+
+        Returns:
+            ``{"site", "vms": [rows], "next": cursor or None, "total": VMs listed in all}``.
+
+        Raises:
+            InvalidPage: a cursor this listing did not give out, or a negative page size.
+        """
+        after = parse_cursor(VMS_LISTING, cursor)  # before the driver is asked: a bad one costs nothing
+        size = page_size_of(page_size, listing=VMS_LISTING, default=VMS_PAGE, maximum=VMS_MAX_PAGE)
         inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
-        rows = [_vm_row(vm, self.ctx, self._states) for vm in inventory.vms]
-        return {"site": self.config.site, "vms": [r for r in rows if r["managed"] or not managed_only]}
+        # filtered before paging, so the cursor only ever walks the rows this listing shows
+        vms = sorted((vm for vm in inventory.vms if not managed_only or WIND_METADATA in vm.metadata),
+                     key=lambda vm: vm.name)
+
+        def build(rows_wanted: int) -> dict[str, Any]:
+            page, more = take_page(vms, lambda vm: vm.name, after, rows_wanted)
+            return {"site": self.config.site, "vms": [_vm_row(vm, self.ctx, self._states) for vm in page],
+                    "next": make_cursor(VMS_LISTING, page[-1].name) if more else None, "total": len(vms)}
+
+        return fit_page(build, size, budget_of(self.ctx.node.config.max_frame_bytes))
 
     def kill(self, name: str) -> dict[str, Any]:
         """Fault injection: kill a VM through the hypervisor, behind its VM actor's back."""
@@ -252,7 +312,7 @@ class SiteActor(WatchedActor):
     # -- adoption and reports -----------------------------------------------------------------
 
     def _adopt(self, inventory: Inventory) -> None:
-        adopted = 0
+        wanted = []
         for vm in inventory.vms:
             restart = vm.metadata.get(WIND_METADATA)
             if restart is None or self.ctx.has_vm(vm.name):
@@ -260,18 +320,61 @@ class SiteActor(WatchedActor):
             spec = {"name": vm.name, "vcpus": vm.vcpus, "memory_mb": vm.memory_mb,
                     "disk_gb": vm.disk_gb, "nics": [n.as_dict() for n in vm.nics],
                     "metadata": dict(vm.metadata)}
-            try:
-                start_child(self.ctx.sups[restart], spec, restart)
-                adopted += 1
-            except (SupervisionError, WindError, KeyError) as exc:
-                _log.error("site.adopt_failed", site=self.config.site, vm=vm.name, error=str(exc))
+            wanted.append((vm.name, spec, restart))
+        adopted, failed = self._start_actors(wanted)
+        for name, error in failed.items():
+            _log.error("site.adopt_failed", site=self.config.site, vm=name, error=error)
         if adopted:
-            _log.info("site.vms_adopted", site=self.config.site, count=adopted)
+            _log.info("site.vms_adopted", site=self.config.site, count=len(adopted))
+
+    def _start_actors(self, wanted: list[tuple[str, dict[str, Any], str]]) -> tuple[list[str], dict[str, str]]:
+        """Start a VM actor for each ``(name, spec, restart)``. Returns the names started and
+        ``{name: why}`` for the others."""
+        started: list[str] = []
+        failed: dict[str, str] = {}
+        batches: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for name, spec, restart in wanted:
+            if restart in self.ctx.sups:
+                batches.setdefault(restart, []).append((name, (spec, restart)))
+            else:
+                failed[name] = f"unknown restart policy {restart!r}; allowed: {', '.join(sorted(self.ctx.sups))}"
+        # One call per restart policy: the VM actors' on_starts run side by side, so a batch of
+        # VMs is one round trip to the supervisor, not one per VM.
+        for restart, batch in batches.items():
+            try:
+                outcomes = start_children(self.ctx.sups[restart], [args for _, args in batch])
+            except (SupervisionError, WindError) as exc:
+                failed.update((name, str(exc)) for name, _ in batch)
+                continue
+            for (name, _), outcome in zip(batch, outcomes):
+                if isinstance(outcome, BaseException):
+                    failed[name] = str(outcome)
+                else:
+                    started.append(name)
+        return started, failed
+
+    def _take(self, change: VMChanged) -> None:
+        row = {"name": change.name, "state": change.state, "host": change.host,
+               "detail": change.detail, "restarts": change.restarts}
+        self._reporter.vm_changed(row)
+        if change.state == "removed":
+            self._states.pop(change.name, None)
+        else:
+            self._states[change.name] = row
+
+    def _take_changes(self) -> None:
+        for change in self.ctx.take_changes():
+            self._take(change)
+
+    def _flush(self) -> None:
+        """Take the VMs' news and send the quick delta report."""
+        self._take_changes()
+        self._reporter.quick()
 
     def _tick(self) -> None:
         self._ticks += 1
         if self._ticks % self._report_every != 0:
-            self._reporter.quick()
+            self._flush()
         else:
             try:
                 inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
@@ -281,6 +384,7 @@ class SiteActor(WatchedActor):
             self._send_report(inventory)
 
     def _send_report(self, inventory: Inventory) -> None:
+        self._take_changes()
         report = site_report(self.config, inventory, self.ctx.node.peer_rtt_ms())
         self._reporter.inventory((_vm_row(vm, self.ctx, self._states) for vm in inventory.vms),
                                  report.to_mapping())

@@ -150,7 +150,7 @@ class VMActor(PooledActor):
 
     def _report(self, state: str, detail: str = "") -> None:
         self.state, self.detail = state, detail
-        self.ctx.tell_site(VMChanged(self.name, state, self.host, detail, self.restarts))
+        self.ctx.vm_changed(VMChanged(self.name, state, self.host, detail, self.restarts))
 
     def _call(self, method: str, *args: Any) -> Any:
         """Call the driver actor; a dead driver actor is a recoverable failure of ours."""
@@ -161,10 +161,7 @@ class VMActor(PooledActor):
                             recoverable=True) from exc
 
     def _info(self) -> Any:
-        try:
-            return self._call("info", self.name)
-        except VMNotFound:
-            return None
+        return self._call("find", self.name)
 
     def _converge(self) -> None:
         # Only a restarted incarnation inherits a failure; a first one (a deploy, an adoption
@@ -175,12 +172,9 @@ class VMActor(PooledActor):
             observed = info.state.value if info is not None else None
             action = converge_action(observed, self.restart, first=self.restarts == 0, failed_as=failed_as)
             if action == "define_start":
-                self._call("define", self.spec)
-                self._call("start_vm", self.name)
+                info = self._call("create", self.spec)
             elif action == "start":
-                self._call("start_vm", self.name)
-            if action in ("define_start", "start"):
-                info = self._info()
+                info = self._call("start_and_info", self.name)
             self.host = info.host if info is not None else None
             state = info.state.value if info is not None else "missing"
         except DriverError as exc:

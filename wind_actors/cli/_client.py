@@ -35,31 +35,36 @@ def open_client(args: argparse.Namespace) -> Any:
 class progress_bar:
     """A rich progress bar on stderr fed by operation snapshots (hidden with ``--json``).
 
+    The bar appears with the first snapshot, so a callback that is never called (a listing of
+    one page) prints nothing.
+
     Args:
         label: what is progressing.
-        done_key: the detail key counting finished units (``running`` or ``removed``).
+        done_key: the detail key counting finished units (``running``, ``removed``, ``listed``).
         enabled: show it at all.
+        unit: what is counted (``VMs``, ``sites``).
     """
 
-    def __init__(self, label: str, done_key: str, enabled: bool = True) -> None:
+    def __init__(self, label: str, done_key: str, enabled: bool = True, unit: str = "VMs") -> None:
         self.label = label
         self.done_key = done_key
         self.enabled = enabled
+        self.unit = unit
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
     def __enter__(self) -> Callable[[dict[str, Any]], None]:
-        if self.enabled:
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                      TextColumn("{task.completed}/{task.total} VMs"),
-                                      TimeElapsedColumn(), console=_err, transient=False)
-            self._progress.start()
         return self.update
 
     def update(self, snap: dict[str, Any]) -> None:
-        """Progress callback for ``Client.wait``."""
-        if self._progress is None:
+        """Progress callback for ``Client.wait`` and paged listings (``Client.sites``)."""
+        if not self.enabled:
             return
+        if self._progress is None:
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                      TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}"),
+                                      TimeElapsedColumn(), console=_err, transient=False)
+            self._progress.start()
         detail = snap.get("detail") or {}
         total = int(detail.get("total", 0) or 0)
         done = int(detail.get(self.done_key, 0) or 0)

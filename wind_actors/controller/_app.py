@@ -27,7 +27,7 @@ from wind_actors.protocol import CONTROLLER_ACTOR, EnsureVMs, RemoveVMs, vm_acto
 from wind_actors.services import DesiredVM, Store, parse_descriptor, reconcile
 
 from ._lost import moved_from, stale_copies
-from ._overlay import attach_nics
+from ._overlay import attach_nics, overlay_changed
 from ._views import ALIVE, Snapshot, app_prefix, observed_for, vm_spec
 
 __all__ = ["AppActor", "AppBusy", "Reconcile", "Reload", "StartUndeploy"]
@@ -301,6 +301,8 @@ class AppActor(WatchedActor):
         # One transaction: a crash leaves the application with its running operation (resumed
         # after the restart), never a deleted application whose operation runs forever.
         self.store.finish_undeploy(self.tenant, self.app, op, {"total": total, "removed": total})
+        if self.descriptor.networks:  # its NICs leave their networks (no networks: no overlay work)
+            overlay_changed(self.node, [(self.tenant, self.app)])
         _log.info("app.undeployed", tenant=self.tenant, app=self.app, vms=total, op=op)
         self.stop_with("normal")
 

@@ -23,6 +23,7 @@ import structlog
 
 from supervisors import WatchedActor, start_child
 from wind_actors._chunks import budget_of, chunks_by_size
+from wind_actors._paging import cap_in_place
 from wind_actors.agent._overlay import OVERLAY_PLANNER
 from wind_actors.errors import DescriptorInvalid, Forbidden, NotFound, WindError
 from wind_actors.protocol import (Deploy, GetOperation, KillInstance, KillVM, RemoveSite, RemoveVMs,
@@ -36,6 +37,7 @@ from ._lost import LostSites
 from ._networks import network_problems
 from ._overlay import SITES_KEY, RemoveSiteFromPlan, add_overlay_addresses, replan_now
 from ._removed import RemovedSites, holders, refusal
+from ._site_pages import sites_page
 from ._sites import SiteBook
 from ._status import status_page
 from ._views import ALIVE, Snapshot, app_prefix, build_pool, slots_of
@@ -153,7 +155,7 @@ class ControllerActor(WatchedActor):
         snap = self._build_snapshot()
         everyone = False
         if self.lost.tick(snap):  # moves are stored before the apps reconcile against them
-            replan_now(self.node)
+            replan_now(self.node, self.lost.moved_apps)
             for ref in self.apps.values():
                 ref.tell(Reload())  # their records changed in the store
         up = snap.sites_up
@@ -285,9 +287,10 @@ class ControllerActor(WatchedActor):
                                 "descriptor; updating a deployed application is not supported yet: "
                                 "undeploy it first", tenant=tenant, app=app.name)
             ops = [o for o in self.store.operations(tenant, app.name) if o.kind == "deploy"]
-            return {"op": ops[-1].id if ops else None, "app": app.name, "state": "unchanged",
-                    "placement": [s.to_mapping() for s in slots_of(existing.placement)],
-                    "vms": len(slots_of(existing.placement))}
+            slots = slots_of(existing.placement)
+            return self._capped({"op": ops[-1].id if ops else None, "app": app.name, "state": "unchanged",
+                                 "placement": [s.to_mapping() for s in slots], "vms": len(slots)},
+                                "placement")
         stored = sorted(self.store.list_applications(tenant), key=lambda r: r.created)
         problems = network_problems(app, (parse_descriptor(r.descriptor, allow_unsupported=True) for r in stored),
                                     self.store.vms(tenant))
@@ -305,14 +308,16 @@ class ControllerActor(WatchedActor):
         # One transaction: a crash leaves the operation with its application, or neither.
         op = self.store.begin_deploy(tenant, app.name, raw, placement.to_mapping(), records, key=msg.op_key,
                                      detail={"total": len(records), "running": 0})
-        replan_now(self.node)  # the VMs' NICs get their MAC and bridge before the VMs start
+        if app.networks:  # the VMs' NICs get their MAC and bridge before the VMs start
+            replan_now(self.node, [(tenant, app.name)])
         ref = self._app_actor(tenant, app.name)
         ref.tell(Reconcile(snap))
         by_site = {site: len(s) for site, s in placement.by_site().items()}
         _log.info("controller.deploying", tenant=tenant, app=app.name, vms=len(records),
                   sites=by_site, op=op.id)
-        return {"op": op.id, "app": app.name, "state": "deploying",
-                "placement": [s.to_mapping() for s in placement.slots], "vms": len(records)}
+        return self._capped({"op": op.id, "app": app.name, "state": "deploying",
+                             "placement": [s.to_mapping() for s in placement.slots], "vms": len(records)},
+                            "placement")
 
     def _keep_driving(self, tenant: str, op: Any) -> None:
         """Make sure a running deploy's application has its actor, which drives it to done."""
@@ -471,22 +476,27 @@ class ControllerActor(WatchedActor):
             detail["failed"] = sorted(n for n, row in live.items() if row.get("state") == "failed")
             if running >= detail.get("total", 0):
                 state = "done"
+        self._capped(detail, *[k for k, v in detail.items() if isinstance(v, (list, tuple, dict))])
         return {"op": op.id, "kind": op.kind, "app": op.app, "state": state, "detail": detail}
 
     def sites_table(self, msg: Sites) -> dict[str, Any]:
-        """The pool, one row per site (``wind sites``)."""
+        """One page of the pool, one row per site in name order (``wind sites``; see
+        ``protocol.Sites`` and ``_site_pages``). The pool is shared: no tenant filter applies."""
         self._operator_or_view(msg.token)
         snap = self._build_snapshot()
         pending = [(vm_name(r.tenant, r.name, s.instance), s)
                    for r in self.store.list_applications() for s in slots_of(r.placement)]
-        rows = build_pool(snap, pending).table()
-        now = time.monotonic()
-        for row in rows:
-            view = snap.sites[row["site"]]
-            row["agent"] = view.node
-            row["last_report_s"] = round(now - view.last_seen, 2)
-            row["rtt_ms"] = {k: round(v, 3) for k, v in view.report.rtt_ms.items()}
-        return {"sites": rows}
+        return sites_page(snap, pending, msg.cursor, msg.page_size, now=time.monotonic(),
+                          budget=budget_of(self.node.config.max_frame_bytes))
+
+    def _capped(self, reply: dict[str, Any], *keys: str) -> dict[str, Any]:
+        """``reply`` with the lists at ``keys`` cut to a quarter of a page's budget each: these
+        one-off replies grow with an application or the pool, and one the frame limit refused
+        would lose an answer whose work was done (see ``_paging.cap_in_place``)."""
+        budget = budget_of(self.node.config.max_frame_bytes) // 4
+        for key in keys:
+            cap_in_place(reply, key, budget)
+        return reply
 
     def remove_site(self, msg: RemoveSite) -> dict[str, Any]:
         """Remove a site from the pool and the overlay plan (see ``protocol.RemoveSite``).
@@ -530,7 +540,7 @@ class ControllerActor(WatchedActor):
             self.store.update_operation(op.id, "done", {"site": msg.site, "agent": "unreachable",
                                                         "teardown": "when the agent rejoins"})
         _log.info("controller.site_removed", site=msg.site, op=op.id, **result)
-        return {"op": op.id, "site": msg.site, "state": "removed", **result}
+        return self._capped({"op": op.id, "site": msg.site, "state": "removed", **result}, "sites_pushed")
 
     def kill_instance(self, msg: KillInstance) -> dict[str, Any]:
         """Fault injection: kill one instance through its site's hypervisor."""

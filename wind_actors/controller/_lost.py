@@ -94,6 +94,8 @@ class LostSites:
         self._last_key: Any = None
         self._last_try = 0.0
         self._stuck: dict[str, str] = {}   # vm name -> why it is still lost
+        #: ``(tenant, app)`` of the applications whose VMs the last move moved (their overlay NICs change).
+        self.moved_apps: list[tuple[str, str]] = []
 
     # -- every tick ---------------------------------------------------------------------------
 
@@ -101,7 +103,8 @@ class LostSites:
         """Update the down times and, when sites are lost, try to move their VMs.
 
         Returns:
-            How many VMs were moved (the caller re-plans the overlay when any were).
+            How many VMs were moved (the caller re-plans the overlay of :attr:`moved_apps` when
+            any were).
         """
         now = self._clock()
         commits = getattr(self.store, "commits", None)
@@ -141,6 +144,7 @@ class LostSites:
         if key == self._last_key and now - self._last_try < RETRY_AFTER:
             return 0
         self._last_key, self._last_try = key, now
+        self.moved_apps = []
         pending = [(vm_name(r.tenant, r.name, s.instance), s) for r in self.store.list_applications()
                    for s in slots_of(r.placement)]
         apps = [LostApp(parse_descriptor(r.descriptor, allow_unsupported=True),
@@ -152,6 +156,7 @@ class LostSites:
             if moves:
                 self._record_moves(rec, result.slots(la), moves)
                 moved += len(moves)
+                self.moved_apps.append((rec.tenant, rec.name))
         self._stuck = {}
         for stuck in result.stuck:
             for iid in stuck.instances:

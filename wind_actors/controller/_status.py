@@ -13,7 +13,7 @@ import json
 from typing import Any, Callable
 
 from wind_actors._chunks import packed_size
-from wind_actors.errors import WindError
+from wind_actors.errors import InvalidPage
 
 from ._views import ALIVE, Snapshot, app_row
 
@@ -29,7 +29,7 @@ def parse_cursor(cursor: str | None) -> tuple[str, str | None] | None:
     """Returns: ``(app, last VM name sent or None)`` of a cursor, or None for the first page.
 
     Raises:
-        WindError: a cursor this controller did not make.
+        InvalidPage: a cursor this controller did not make.
     """
     if cursor is None:
         return None
@@ -39,8 +39,9 @@ def parse_cursor(cursor: str | None) -> tuple[str, str | None] | None:
             return app, after
     except (ValueError, TypeError):
         pass
-    raise WindError(f"status cursor {cursor[:80]!r} is not one this controller gave out; start "
-                    "again without a cursor")
+    raise InvalidPage(f"status cursor {cursor[:80]!r} is not one this controller gave out; pass the "
+                      "previous reply's \"next\" unchanged, or no cursor to start from the first page",
+                      listing="status")
 
 
 def _running(records: list[Any], snapshot: Snapshot) -> int:

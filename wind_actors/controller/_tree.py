@@ -89,7 +89,9 @@ class Controller:
         sup = start_supervisor(SupFlags("one_for_all", intensity=5, period=30.0), [
             ChildSpec(id="apps", start=start_apps, type="supervisor"),
             ChildSpec(id="controller", start=start_controller, shutdown=30.0),
-            ChildSpec(id="overlay", start=lambda: start_planner(node, store, removed=removed), shutdown=30.0),
+            ChildSpec(id="overlay", start=lambda: start_planner(node, store, removed=removed,
+                                                                resync_interval=config.reconcile_interval),
+                      shutdown=30.0),
         ], name="controller")
         ticker = _RefTicker(holder, config.tick)
         _log.info("controller.serving", node=node.name, store=config.store, tenants=len(config.tenants))

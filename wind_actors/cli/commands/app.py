@@ -65,6 +65,10 @@ def _print_deploy(result: dict[str, Any]) -> None:
     if result.get("placement"):
         print_table("placement", ["instance", "component", "site", "host"],
                     [(s["instance"], s["component"], s["site"], s["host"]) for s in result["placement"]])
+    if result.get("placement_total"):  # the reply lists the first slots only (a large application)
+        more = result["placement_total"] - len(result.get("placement") or ())
+        console.print(f"... and {more} more; `wind app status {result['app']}` shows every VM",
+                      markup=False, highlight=False)
 
 
 def _status(args: argparse.Namespace) -> int:

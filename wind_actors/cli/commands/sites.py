@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from wind_actors.cli._client import add_client_options, open_client
+from wind_actors.cli._client import add_client_options, open_client, progress_bar
 from wind_actors.cli.output import emit, print_table
 
 
@@ -47,7 +47,9 @@ def print_sites(rows: list[dict[str, Any]]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     with open_client(args) as client:
-        rows = client.sites()
+        # a pool of more than one page shows the pages coming in; --json output is the same list
+        with progress_bar("listing sites", "listed", enabled=not args.json, unit="sites") as bar:
+            rows = client.sites(progress=bar)
     emit(rows, as_json=args.json, human=print_sites)
     return 0
 
