@@ -51,3 +51,26 @@ def test_client_errors_keep_their_structure(cluster):
         cluster.client("acme", token="not-a-real-token-at-all").sites()
     with pytest.raises(NotFound):
         cluster.client("globex").undeploy("web")
+
+
+def test_the_reports_between_full_inventories_keep_the_vm_counts_true(cluster):
+    """The agent reads every VM from its driver only every INVENTORY_INTERVAL; the reports in
+    between count VMs from the VMs' own news, and must agree with the hypervisor."""
+    from wind_actors.agent._site import INVENTORY_INTERVAL
+    from wind_actors.testing import wait_for
+
+    wind = cluster.client("acme")
+    assert INVENTORY_INTERVAL >= 10  # so the counts below come from the light reports
+    wind.deploy(EXAMPLES / "apps" / "web.yaml")
+    placed = {}
+    for vm in wind.status("web")["vms"]:
+        placed[vm["site"]] = placed.get(vm["site"], 0) + 1
+
+    def counts():
+        rows = {row["site"]: row for row in wind.sites()}
+        return {s: rows[s]["vms"] for s in placed} == placed and rows
+
+    rows = wait_for("site reports to count every deployed VM", counts, 15)
+    assert rows["dc-1"]["used"]["cpus"] > 0 or rows["dc-2"]["used"]["cpus"] > 0
+    wind.undeploy("web")
+    wait_for("site reports to count no VM", lambda: all(r["vms"] == 0 for r in wind.sites()), 15)

@@ -58,6 +58,10 @@ class Reporter:
         self.sender.replace_all(rows)
         self.sender.set_report(report)
 
+    def capacity(self, report: Mapping[str, Any]) -> None:
+        """A fresh capacity report (between two full inventories)."""
+        self.sender.set_report(report)
+
     # -- sending --------------------------------------------------------------------------------
 
     def quick(self) -> None:

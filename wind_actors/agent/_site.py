@@ -10,7 +10,8 @@ inventory travels only in a resync (at start, or when the controller asks), cut 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,10 @@ WIND_METADATA = "wind_restart"
 #: Seconds between flushes of VM state changes.
 FLUSH_INTERVAL = 0.1
 
+#: Seconds between two full inventories read from the driver (the hypervisor's truth about
+#: every VM); the reports in between carry the VMs' news and the driver's capacity only.
+INVENTORY_INTERVAL = 30.0
+
 #: VM actors started per message: an EnsureVMs of more queues the rest behind the messages
 #: already waiting (acknowledgements, ticks, removals), a batch at a time.
 START_BATCH = 256
@@ -66,7 +71,7 @@ class _StartMore:
 
 
 def site_report(config: AgentConfig, inventory: Inventory, rtt_ms: dict[str, float],
-                health: str = "up") -> PoolReport:
+                health: str = "up", per_host: Mapping[str | None, int] | None = None) -> PoolReport:
     """Build the pool report of a site from a driver inventory (pure).
 
     Args:
@@ -74,15 +79,18 @@ def site_report(config: AgentConfig, inventory: Inventory, rtt_ms: dict[str, flo
         inventory: the driver's VMs and capacity.
         rtt_ms: measured round-trip times to other nodes.
         health: ``up``, ``degraded``, ``down`` or ``unknown``.
+        per_host: active VMs per host, when the caller keeps them (``inventory.vms`` is then
+            not read, and may be empty).
 
     Returns:
         A ``services.SiteReport`` with one ``Host`` per host of the capacity breakdown (or one
         pseudo-host when the driver only reports an aggregate).
     """
-    per_host: dict[str | None, int] = {}
-    for vm in inventory.vms:
-        if vm.state.is_active:
-            per_host[vm.host] = per_host.get(vm.host, 0) + 1
+    if per_host is None:
+        per_host = {}
+        for vm in inventory.vms:
+            if vm.state.is_active:
+                per_host[vm.host] = per_host.get(vm.host, 0) + 1
     cap = inventory.capacity
     if cap.hosts:
         hosts = tuple(Host(h.host, h.total.cpus, h.total.memory_mb, h.total.disk_gb, h.used.cpus,
@@ -93,7 +101,7 @@ def site_report(config: AgentConfig, inventory: Inventory, rtt_ms: dict[str, flo
                       cap.used.memory_mb, cap.used.disk_gb, sum(per_host.values())),)
     return PoolReport(name=config.site, driver=config.driver, hosts=hosts, region=config.region,
                       labels=dict(config.labels), health=health,
-                      vm_count=sum(1 for v in inventory.vms if v.state.is_active),
+                      vm_count=sum(per_host.values()),
                       rtt_ms=dict(rtt_ms), reported_at=time.time())
 
 
@@ -124,6 +132,12 @@ class SiteActor(WatchedActor):
         self._states: dict[str, dict[str, Any]] = {}
         self._reporter: Reporter | None = None
         self._ticks = 0
+        # Active VMs by host, kept from the VMs' news between two full inventories, so the
+        # report of every report_interval costs the driver's capacity, not a walk of every VM.
+        self._active: dict[str, str | None] = {}
+        self._per_host: Counter[str | None] = Counter()
+        self._slow_reports = 0
+        self._inventory_every = max(1, round(INVENTORY_INTERVAL / config.report_interval))
         # VMs an EnsureVMs asked for whose actors are not started yet, in order: started a batch
         # per message, so acknowledgements, ticks and removals are handled in between.
         self._to_start: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
@@ -353,7 +367,15 @@ class SiteActor(WatchedActor):
                     started.append(name)
         return started, failed
 
+    def _count(self, name: str, host: str | None, active: bool) -> None:
+        if name in self._active:
+            self._per_host[self._active.pop(name)] -= 1
+        if active:
+            self._active[name] = host
+            self._per_host[host] += 1
+
     def _take(self, change: VMChanged) -> None:
+        self._count(change.name, change.host, change.state in ACTIVE)
         row = {"name": change.name, "state": change.state, "host": change.host,
                "detail": change.detail, "restarts": change.restarts}
         self._reporter.vm_changed(row)
@@ -375,16 +397,32 @@ class SiteActor(WatchedActor):
         self._ticks += 1
         if self._ticks % self._report_every != 0:
             self._flush()
-        else:
+        elif self._slow_reports % self._inventory_every == 0:
             try:
                 inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
             except (DriverError, pykka.ActorDeadError, pykka.Timeout) as exc:
                 _log.warning("site.inventory_failed", site=self.config.site, error=str(exc))
                 return
+            self._slow_reports += 1
             self._send_report(inventory)
+        else:
+            try:
+                capacity = self.ctx.driver().capacity().get(timeout=DRIVER_TIMEOUT)
+            except (DriverError, pykka.ActorDeadError, pykka.Timeout) as exc:
+                _log.warning("site.capacity_failed", site=self.config.site, error=str(exc))
+                return
+            self._slow_reports += 1
+            self._take_changes()
+            report = site_report(self.config, Inventory(self.config.site, (), capacity, 0),
+                                 self.ctx.node.peer_rtt_ms(),
+                                 per_host={h: n for h, n in self._per_host.items() if n > 0})
+            self._reporter.capacity(report.to_mapping())
+            self._reporter.slow()
 
     def _send_report(self, inventory: Inventory) -> None:
         self._take_changes()
+        self._active = {vm.name: vm.host for vm in inventory.vms if vm.state.is_active}
+        self._per_host = Counter(self._active.values())
         report = site_report(self.config, inventory, self.ctx.node.peer_rtt_ms())
         self._reporter.inventory((_vm_row(vm, self.ctx, self._states) for vm in inventory.vms),
                                  report.to_mapping())
