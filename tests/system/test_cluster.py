@@ -62,15 +62,17 @@ def test_the_reports_between_full_inventories_keep_the_vm_counts_true(cluster):
     wind = cluster.client("acme")
     assert INVENTORY_INTERVAL >= 10  # so the counts below come from the light reports
     wind.deploy(EXAMPLES / "apps" / "web.yaml")
-    placed = {}
+    placed = {"dc-1": 0, "dc-2": 0}  # the sim sites: edge's libvirt test driver runs a VM of its own
     for vm in wind.status("web")["vms"]:
-        placed[vm["site"]] = placed.get(vm["site"], 0) + 1
+        if vm["site"] in placed:
+            placed[vm["site"]] += 1
 
     def counts():
         rows = {row["site"]: row for row in wind.sites()}
         return {s: rows[s]["vms"] for s in placed} == placed and rows
 
     rows = wait_for("site reports to count every deployed VM", counts, 15)
-    assert rows["dc-1"]["used"]["cpus"] > 0 or rows["dc-2"]["used"]["cpus"] > 0
+    assert sum(placed.values()) == 2 and rows["dc-1"]["used"]["cpus"] + rows["dc-2"]["used"]["cpus"] > 0
     wind.undeploy("web")
-    wait_for("site reports to count no VM", lambda: all(r["vms"] == 0 for r in wind.sites()), 15)
+    wait_for("site reports to count no VM",
+             lambda: all(r["vms"] == 0 for r in wind.sites() if r["site"] in placed), 15)
