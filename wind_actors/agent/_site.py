@@ -261,6 +261,7 @@ class SiteActor(WatchedActor):
             if ref is not None:
                 self.ctx.drop_vm(name, ref, forget=True)
             self._states.pop(name, None)
+            self._count(name, None, False)
             self._reporter.vm_removed(name)
         return {"removed": removed, "absent": absent, "failed": failed}
 
