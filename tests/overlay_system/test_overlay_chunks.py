@@ -26,7 +26,6 @@ from wind_actors._chunks import budget_of, packed_size
 from wind_actors.agent._overlay import (OverlayActor, OverlayPush, OverlayReport, decode_diff, decode_state,
                                         encode_diff, encode_state, push_parts)
 from wind_actors.agent._overlay_parts import PART_TIMEOUT, join_change, split_change
-from wind_actors.controller._overlay import FULL_STATE_EVERY
 from wind_actors.runtime import Codec
 
 FRAME = 16 * 1024
@@ -85,7 +84,7 @@ def test_the_planner_pushes_a_site_of_many_nics_in_parts_under_its_frame_limit(t
         assert apply(decode_state(h.agents["a"].pushes[0].change),
                      decode_diff(join_change([p.change for p in diffs], full=False))) == \
             h.planner.plan.get().sites["a"]
-        time.sleep(FULL_STATE_EVERY + 0.1)
+        h.planner.agents.get()["a"].last_full = float("-inf")  # past FULL_STATE_EVERY, no waiting
         h.report("a", "192.0.2.1")  # holds nothing: it is sent its full state, in parts
         full = [p for p in h.agents["a"].pushes if p.base is None and p.parts > 1]
         assert full and max(wire_size(p) for p in full) <= FRAME

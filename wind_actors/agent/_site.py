@@ -211,7 +211,7 @@ class SiteActor(WatchedActor):
             if self.ctx.has_vm(name) or name in self._to_start:
                 present.append(name)  # live, being restarted by its supervisor, or queued
             elif restart not in self.ctx.sups:
-                failed[name] = f"unknown restart policy {restart!r}; allowed: {', '.join(sorted(self.ctx.sups))}"
+                failed[name] = self._unknown_policy(restart)
             else:
                 self._to_start[name] = (spec, restart)
         started: list[str] = []
@@ -342,6 +342,9 @@ class SiteActor(WatchedActor):
         if adopted:
             _log.info("site.vms_adopted", site=self.config.site, count=len(adopted))
 
+    def _unknown_policy(self, restart: str) -> str:
+        return f"unknown restart policy {restart!r}; allowed: {', '.join(sorted(self.ctx.sups))}"
+
     def _start_actors(self, wanted: list[tuple[str, dict[str, Any], str]]) -> tuple[list[str], dict[str, str]]:
         """Start a VM actor for each ``(name, spec, restart)``. Returns the names started and
         ``{name: why}`` for the others."""
@@ -352,7 +355,7 @@ class SiteActor(WatchedActor):
             if restart in self.ctx.sups:
                 batches.setdefault(restart, []).append((name, (spec, restart)))
             else:
-                failed[name] = f"unknown restart policy {restart!r}; allowed: {', '.join(sorted(self.ctx.sups))}"
+                failed[name] = self._unknown_policy(restart)
         # One call per restart policy: the VM actors' on_starts run side by side, so a batch of
         # VMs is one round trip to the supervisor, not one per VM.
         for restart, batch in batches.items():
@@ -398,27 +401,25 @@ class SiteActor(WatchedActor):
         self._ticks += 1
         if self._ticks % self._report_every != 0:
             self._flush()
-        elif self._slow_reports % self._inventory_every == 0:
-            try:
-                inventory = self.ctx.driver().inventory().get(timeout=DRIVER_TIMEOUT)
-            except (DriverError, pykka.ActorDeadError, pykka.Timeout) as exc:
-                _log.warning("site.inventory_failed", site=self.config.site, error=str(exc))
-                return
-            self._slow_reports += 1
-            self._send_report(inventory)
-        else:
-            try:
-                capacity = self.ctx.driver().capacity().get(timeout=DRIVER_TIMEOUT)
-            except (DriverError, pykka.ActorDeadError, pykka.Timeout) as exc:
-                _log.warning("site.capacity_failed", site=self.config.site, error=str(exc))
-                return
-            self._slow_reports += 1
-            self._take_changes()
-            report = site_report(self.config, Inventory(self.config.site, (), capacity, 0),
-                                 self.ctx.node.peer_rtt_ms(),
-                                 per_host={h: n for h, n in self._per_host.items() if n > 0})
-            self._reporter.capacity(report.to_mapping())
-            self._reporter.slow()
+            return
+        full = self._slow_reports % self._inventory_every == 0
+        driver = self.ctx.driver
+        try:
+            answer = (driver().inventory() if full else driver().capacity()).get(timeout=DRIVER_TIMEOUT)
+        except (DriverError, pykka.ActorDeadError, pykka.Timeout) as exc:
+            _log.warning("site.inventory_failed" if full else "site.capacity_failed",
+                         site=self.config.site, error=str(exc))
+            return
+        self._slow_reports += 1
+        if full:
+            self._send_report(answer)
+            return
+        self._take_changes()
+        report = site_report(self.config, Inventory(self.config.site, (), answer, 0),
+                             self.ctx.node.peer_rtt_ms(),
+                             per_host={h: n for h, n in self._per_host.items() if n > 0})
+        self._reporter.capacity(report.to_mapping())
+        self._reporter.slow()
 
     def _send_report(self, inventory: Inventory) -> None:
         self._take_changes()
